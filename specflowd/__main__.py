@@ -1,0 +1,5 @@
+"""Entry point for ``python -m specflowd``."""
+
+from specflowd.cli import main
+
+main()

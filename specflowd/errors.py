@@ -1,0 +1,17 @@
+"""The error a user can act on: one line, an exit code, never a traceback."""
+
+
+class UserError(Exception):
+    """A problem caused by input or environment that the user can fix.
+
+    ``code`` is the machine-readable reason (the request protocol's error codes reuse it),
+    ``field`` names the offending request field when there is one.
+    """
+
+    def __init__(self, message: str, *, code: str = "invalid_field", field: str | None = None,
+                 exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.field = field
+        self.exit_code = exit_code
