@@ -1,0 +1,61 @@
+"""`specflowd log`: the progress feed, read from the design-docs branch; `-f` follows it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+@click.command("log")
+@click.argument("spec", required=False)
+@click.option("-n", "limit", type=click.IntRange(1, None), default=50, show_default=True,
+              help="How many entries to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new entries as they land (Ctrl-C stops).")
+@click.option("--json", "as_json", is_flag=True, help="JSON: an array, or one object per line with -f.")
+def command(spec: str | None, limit: int, follow: bool, as_json: bool) -> None:
+    """Show marks and orchestration events, oldest first, for every spec or for SPEC."""
+    from specflowd import feed
+    from specflowd import project as projects
+    from specflowd.errors import UserError
+    from specflowd.gitstore import read_ref
+
+    if spec is not None:
+        from specflowd.ids import check_spec_id
+
+        try:
+            check_spec_id(spec)
+        except ValueError as e:
+            raise UserError(str(e), exit_code=2) from None
+    project = projects.locate()
+    tip = read_ref(project.common_dir, project.branch_ref)
+    if tip is None:
+        raise UserError(f"no branch {project.branch} here: run `specflowd init` first")
+    entries = feed.read(project, spec=spec, limit=limit, until=tip)
+    if as_json and not follow:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    for entry in entries:
+        click.echo(json.dumps(entry) if as_json else render(entry))
+    if not follow:
+        return
+    try:
+        for batch in feed.follow(project, spec, tip):
+            for entry in batch:
+                click.echo(json.dumps(entry) if as_json else render(entry))
+    except KeyboardInterrupt:
+        pass
+
+
+def render(entry: dict[str, Any]) -> str:
+    when = entry["time"].replace("T", " ")[:19]
+    extra = []
+    if entry.get("orchestration"):
+        extra.append(f"orch {entry['orchestration']}")
+    if entry.get("evidence"):
+        extra.append(f"evidence {entry['evidence'][:10]}")
+    if entry.get("cost_usd") is not None:
+        extra.append(f"${entry['cost_usd']:.2f}")
+    tail = f"  ({', '.join(extra)})" if extra else ""
+    return f"{when}  {entry['commit'][:8]}  {entry.get('spec') or '-':<20}  {entry['subject']}{tail}"

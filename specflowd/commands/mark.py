@@ -1,0 +1,95 @@
+"""`specflowd mark`: set tasks' status, through the daemon's inbox or (`--now`) as a direct commit."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import click
+
+from specflowd.errors import UserError
+
+STATUS_FLAGS = {"done": "done", "todo": "pending", "in_progress": "in_progress", "skipped": "skipped"}
+
+
+@click.command("mark")
+@click.argument("tasks", nargs=-1, required=True)
+@click.option("--done", "status", flag_value="done", help="Mark done.")
+@click.option("--todo", "status", flag_value="pending", help="Mark pending again.")
+@click.option("--in-progress", "status", flag_value="in_progress", help="Mark in progress.")
+@click.option("--skipped", "status", flag_value="skipped", help="Mark skipped.")
+@click.option("--blocked", "reason", metavar="REASON", default=None, help="Mark blocked, with the reason.")
+@click.option("--spec", default=None, help="The spec (default: $SPECFLOW_SPEC, the code worktree's spec, "
+              "or the only spec there is).")
+@click.option("--evidence", default=None, metavar="SHA", help="The code commit that did it.")
+@click.option("--now", is_flag=True, help="Commit the mark directly instead of asking the daemon.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def command(tasks: tuple[str, ...], status: str | None, reason: str | None, spec: str | None,
+            evidence: str | None, now: bool, as_json: bool) -> None:
+    """Mark TASK... (ids such as T012, 2.1, or #N for the N-th task)."""
+    if reason is not None:
+        if status is not None:
+            raise click.UsageError("give one status: --blocked cannot be combined with another")
+        status = "blocked"
+    if status is None:
+        raise click.UsageError("say which status: --done, --todo, --in-progress, --skipped or --blocked REASON")
+    from specflowd import project as projects
+
+    project = projects.locate().require_initialized()
+    evidence = _resolve_evidence(evidence)
+    if not now:
+        raise UserError("no specflowd daemon is running for this project: pass --now to commit the mark "
+                        "directly, or start one with `specflowd run`")
+    _mark_now(project, list(tasks), status, reason, spec, evidence, as_json)
+
+
+def _resolve_evidence(evidence: str | None) -> str | None:
+    if evidence is None:
+        return None
+    if not re.fullmatch(r"[0-9a-fA-F]{4,64}", evidence):
+        raise UserError(f"--evidence {evidence!r} is not a commit id (hex)", exit_code=2)
+    from specflowd.gitstore import GitError, git
+
+    try:  # expand an abbreviation when we stand in the repository that has it
+        return git(Path.cwd(), "rev-parse", "--verify", "-q", f"{evidence}^{{commit}}").strip() or evidence
+    except GitError:
+        return evidence.lower()
+
+
+def spec_hint(project_root: Path) -> str | None:
+    """The spec an agent works on: $SPECFLOW_SPEC, or the code worktree the command runs in."""
+    if os.environ.get("SPECFLOW_SPEC"):
+        return os.environ["SPECFLOW_SPEC"]
+    cwd = Path.cwd().resolve()
+    worktrees = (project_root / ".specflow" / "worktrees").resolve()
+    if cwd.is_relative_to(worktrees) and cwd != worktrees:
+        return cwd.relative_to(worktrees).parts[0]
+    return None
+
+
+def _mark_now(project, tasks: list[str], status: str, reason: str | None, spec: str | None,
+              evidence: str | None, as_json: bool) -> None:
+    import json
+
+    from specflowd.designdocs import DesignDocs
+    from specflowd.marks import mark, resolve_spec
+    from specflowd.progress import Mark, Status
+
+    docs = DesignDocs(project)
+    spec = resolve_spec(docs, spec, spec_hint(project.root))
+    outcome = mark(docs, spec, [Mark(t, Status(status), reason) for t in tasks], evidence=evidence, source="cli")
+    if as_json:
+        click.echo(json.dumps({
+            "spec": spec, "commit": outcome.commit, "hand_edit_commit": outcome.hand_edit_commit,
+            "changes": [{"task": c.id, "from": c.old.value, "to": c.new.value, "derived": c.derived}
+                        for c in outcome.changes],
+        }, indent=2))
+        return
+    if outcome.commit is None:
+        click.echo(f"{spec}: nothing to change ({', '.join(tasks)} already {status.replace('_', ' ')}).")
+        return
+    for c in outcome.changes:
+        note = " (follows its children)" if c.derived else ""
+        click.echo(f"{spec}: {c.id} {c.old.value} -> {c.new.value}{note}")
+    click.echo(f"committed {outcome.commit[:10]} on {project.branch}")

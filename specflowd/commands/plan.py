@@ -1,0 +1,65 @@
+"""`specflowd plan`: the batches an orchestration would run, without running anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from specflowd.errors import UserError
+
+
+@click.command("plan")
+@click.argument("target")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=None,
+              help="Tasks per batch when the list has no `## ` sections (default: config, else 15).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def command(target: str, batch_size: int | None, as_json: bool) -> None:
+    """Show the batches for SPEC-ID (read from the design-docs branch) or for a task-list FILE."""
+    from specflowd.plan import make_plan
+    from specflowd.progress import parse
+
+    path = Path(target)
+    if path.is_file() or "/" in target or target.endswith(".md"):
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise UserError(f"cannot read {target}: {e.strerror}") from None
+        spec, file, size = path.parent.name, str(path), batch_size or 15
+    else:
+        from specflowd import project as projects
+        from specflowd.designdocs import DesignDocs
+
+        project = projects.locate().require_initialized()
+        docs = DesignDocs(project)
+        snap = docs.snapshot()
+        file = snap.task_file(target)
+        data = snap.read(file) or b""
+        spec, size = target, batch_size or project.config.orchestration.batch_size
+        edited = docs.worktree_bytes(file)
+        if edited is not None and edited != data:
+            click.echo(f"note: {file} has uncommitted edits in {docs.worktree}; the plan shows the "
+                       "committed version (the daemon commits hand edits once they settle)", err=True)
+    plan = make_plan(parse(data), spec=spec, file=file, batch_size=size)
+    if as_json:
+        click.echo(plan.model_dump_json(indent=2))
+        return
+    click.echo(render(plan))
+
+
+def render(plan) -> str:  # plan: specflowd.plan.Plan
+    lines = [f"{plan.spec}: {plan.tasks_done}/{plan.tasks_total} tasks done ({plan.file})"]
+    if plan.used_fallback and plan.batches:
+        lines.append("no `## ` sections: fixed-size batches")
+    if plan.batches:
+        width = max(len(b.name) for b in plan.batches)
+        lines.append("")
+        lines.append(f"  #  {'batch':<{width}}  todo/all  tasks")
+        for b in plan.batches:
+            shown = ", ".join(b.incomplete[:8]) + (f", … (+{len(b.incomplete) - 8})" if len(b.incomplete) > 8 else "")
+            lines.append(f"{b.index:>3}  {b.name:<{width}}  {len(b.incomplete):>4}/{len(b.task_ids):<3}  {shown}")
+    for w in plan.warnings:
+        lines.append(f"note: {w}")
+    return "\n".join(lines)
+
+

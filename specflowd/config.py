@@ -1,0 +1,115 @@
+"""Settings: the models of `.specflow/config.toml` (SPEC §8), their defaults, and reading/writing them."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from specflowd.errors import UserError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DesignDocsConfig(_Section):
+    branch: str = "helix-design-docs"
+    worktree: str = ".specflow/design-docs"
+
+
+class OrchestrationConfig(_Section):
+    base_branch: str = "main"
+    auto_merge: bool = False
+    skip_design: bool = False
+    skip_analyze: bool = False
+    auto_heal: bool = True
+    max_heal_attempts: int = Field(1, ge=0, le=20)
+    batch_size: int = Field(15, ge=1, le=1000)
+    pause_between_batches: bool = False
+    verify_command: str = ""
+
+
+class BudgetConfig(_Section):
+    per_batch: float = Field(5.0, ge=0)
+    healing: float = Field(2.0, ge=0)
+    total: float = Field(50.0, ge=0)
+
+
+class AgentConfig(_Section):
+    kind: Literal["claude", "codex", "gemini", "aider", "command"] = "claude"
+    command: str = "claude"
+    model: str = "sonnet"
+    fallback_model: str = "haiku"
+    allowed_tools: list[str] = Field(default_factory=list)
+    disallowed_tools: list[str] = Field(default_factory=lambda: ["AskUserQuestion"])
+    max_turns: int = Field(50, ge=1)
+    timeout_s: int = Field(3600, ge=1)
+
+
+class PoolConfig(_Section):
+    max_agents: int = Field(4, ge=1, le=256)
+
+
+class Config(_Section):
+    design_docs: DesignDocsConfig = Field(default_factory=DesignDocsConfig)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+
+
+class UserConfig(Config):
+    """`$XDG_CONFIG_HOME/specflowd/config.toml`: defaults for every project, and the projects served."""
+
+    projects: list[str] = Field(default_factory=list)
+
+
+def describe_validation_error(e: ValidationError, where: str) -> str:
+    first = e.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {loc}: {first['msg']}"
+
+
+def load_config(path: Path) -> Config:
+    """The project's config; missing file means defaults. A broken file is a UserError naming it."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Config()
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid TOML: {e}") from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise UserError(describe_validation_error(e, str(path))) from None
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "specflowd" / "config.toml"
+
+
+def load_user_config() -> UserConfig:
+    path = user_config_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return UserConfig()
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid TOML: {e}") from None
+    try:
+        return UserConfig.model_validate(data)
+    except ValidationError as e:
+        raise UserError(describe_validation_error(e, str(path))) from None
+
+
+def render_config(config: Config) -> str:
+    import tomli_w
+
+    # tomli-w writes no comments; README's configuration reference explains every key.
+    header = "# specflowd project settings. Every key and its meaning: see README, 'Configuration'.\n\n"
+    return header + tomli_w.dumps(config.model_dump(mode="json"))

@@ -1,0 +1,236 @@
+"""The design-docs branch and its worktree: reading specs, and committing to the branch so that the
+checked-out worktree stays clean and nobody's concurrent commit is lost."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+
+from specflowd import ids
+from specflowd.errors import UserError
+from specflowd.gitstore import (
+    GitError,
+    ObjectStore,
+    RefMoved,
+    committer_ident,
+    format_commit,
+    git,
+    read_ref,
+    update_ref,
+)
+from specflowd.progress import Document, parse
+from specflowd.project import Project
+
+TASK_FILES = ("progress.md", "tasks.md")
+MAX_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str  # relative to the branch root
+    data: bytes | None  # None removes the file
+
+
+# What a commit builder returns: the files to write and the message, or None for "no commit".
+Build = Callable[["Snapshot"], "tuple[list[FileChange], str] | None"]
+
+
+class Snapshot:
+    """The branch as of one commit: what a commit builder reads to decide what to change."""
+
+    def __init__(self, store: ObjectStore, commit: str | None, tree: str | None) -> None:
+        self.store = store
+        self.commit = commit
+        self.tree = tree
+
+    def read(self, path: str) -> bytes | None:
+        if self.tree is None:
+            return None
+        found = self.store.blob_at(self.tree, path)
+        return None if found is None else found[1]
+
+    def blob_id(self, path: str) -> str | None:
+        return None if self.tree is None else self.store.lookup(self.tree, path)
+
+    def specs(self) -> list[str]:
+        if self.tree is None:
+            return []
+        specs_tree = self.store.lookup(self.tree, "specs")
+        if specs_tree is None:
+            return []
+        return sorted(e.name.decode("utf-8", "replace") for e in self.store.tree(specs_tree) if e.mode == "40000")
+
+    def task_file(self, spec: str) -> str:
+        """The path of a spec's task list: progress.md, else tasks.md; UserError when no such spec."""
+        ids.check_spec_id(spec)
+        for name in TASK_FILES:
+            path = f"specs/{spec}/{name}"
+            if self.blob_id(path) is not None:
+                return path
+        if spec in self.specs():
+            return f"specs/{spec}/progress.md"
+        known = ", ".join(self.specs()) or "none yet"
+        raise UserError(f"no spec {spec!r} on the design-docs branch (specs: {known})", code="unknown_spec",
+                        field="spec")
+
+
+class DesignDocs:
+    """Commits to the design-docs branch. One instance per project and process; every write takes
+    an advisory lock, so the CLI and the daemon never interleave their commits."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.worktree = project.design_docs
+        self.ref = project.branch_ref
+        self.store = ObjectStore(project.common_dir, self.worktree)
+        self._docs: dict[str, Document] = {}  # blob id -> parsed task list
+        # The commit the worktree's index was last brought to, kept on disk too: a two-tree merge
+        # from it is what carries a moved branch into the worktree without losing staged edits.
+        self._synced_file = project.specflow_dir / "design-docs.synced"
+        self._synced: str | None = None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def tip(self) -> str | None:
+        return read_ref(self.project.common_dir, self.ref)
+
+    def snapshot(self, commit: str | None = None) -> Snapshot:
+        commit = commit or self.tip()
+        if commit is None:
+            raise UserError(f"branch {self.project.branch} does not exist: run `specflowd init`")
+        return Snapshot(self.store, commit, self.store.commit_tree(commit))
+
+    def document(self, snap: Snapshot, path: str) -> Document:
+        """The parsed task list at `path`, cached by blob id (content-addressed, never stale)."""
+        blob = snap.blob_id(path)
+        if blob is None:
+            return parse(b"")
+        doc = self._docs.get(blob)
+        if doc is None:
+            doc = parse(self.store.read(blob, "blob"))
+            if len(self._docs) > 64:
+                self._docs.clear()
+            self._docs[blob] = doc
+        return doc
+
+    def remember(self, data: bytes, doc: Document) -> None:
+        """Cache a document we are about to commit, so the next mark need not parse it again."""
+        from specflowd.gitstore import object_id
+
+        self._docs[object_id("blob", data)] = doc
+
+    def worktree_bytes(self, path: str) -> bytes | None:
+        try:
+            return (self.worktree / path).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        self.project.specflow_dir.mkdir(exist_ok=True)
+        fd = os.open(self.project.specflow_dir / "design-docs.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def commit(self, build: Build, reason: str = "specflowd") -> str | None:
+        """Build a commit from the branch tip and publish it with compare-and-swap; when the branch
+        moved meanwhile, read it again and rebuild. Returns the new commit, or None when `build`
+        decided nothing changes. Takes the lock itself."""
+        with self.lock():
+            return self.commit_locked(build, reason)
+
+    def commit_locked(self, build: Build, reason: str = "specflowd") -> str | None:
+        self._require_worktree()
+        for _ in range(MAX_RETRIES):
+            tip = self.tip()
+            self.sync_worktree(tip)
+            snap = self.snapshot(tip)
+            built = build(snap)
+            if built is None:
+                return None
+            changes, message = built
+            blobs = {ch.path: None if ch.data is None else self.store.write("blob", ch.data) for ch in changes}
+            tree = self.store.replace_paths(snap.tree, blobs)
+            if tree == snap.tree:
+                return None
+            ident = committer_ident(self.worktree)
+            new = self.store.write("commit", format_commit(tree, [tip] if tip else [], ident, message))
+            try:
+                update_ref(self.worktree, self.ref, new, tip, reason)
+            except RefMoved:
+                continue
+            self._write_worktree(changes)
+            self._set_synced(new)
+            return new
+        raise UserError(f"the branch {self.project.branch} kept moving while committing; try again",
+                        code="conflict")
+
+    def _require_worktree(self) -> None:
+        if not (self.worktree / ".git").exists():
+            raise UserError(
+                f"the design-docs worktree {self.worktree} is missing: run `specflowd init` to recreate it "
+                f"(`specflowd doctor` explains)", code="internal")
+
+    def _write_worktree(self, changes: list[FileChange]) -> None:
+        """Bring the worktree's files and index to the commit just published, so it stays clean."""
+        for ch in changes:
+            target = self.worktree / ch.path
+            if ch.data is None:
+                target.unlink(missing_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.parent / f".{target.name}.specflowd-tmp"
+            with open(tmp, "wb") as f:
+                f.write(ch.data)
+            os.replace(tmp, target)
+        git(self.worktree, "update-index", "-q", "--add", "--remove", "--", *[ch.path for ch in changes],
+            quiet=True)
+
+    def _set_synced(self, commit: str) -> None:
+        self._synced = commit
+        tmp = self._synced_file.with_suffix(".tmp")
+        tmp.write_text(commit + "\n")
+        os.replace(tmp, self._synced_file)
+
+    def sync_worktree(self, tip: str | None) -> None:
+        """When the branch moved without the worktree (a commit made elsewhere, a fetch, a crash
+        between publishing and writing files), carry the worktree forward with a two-tree merge
+        from the commit it was at, which keeps uncommitted edits and refuses to overwrite them."""
+        if tip is None or tip == self._synced:
+            return
+        if self._synced is None:
+            with suppress(FileNotFoundError):
+                self._synced = self._synced_file.read_text().strip() or None
+            if tip == self._synced:
+                return
+        old = self._synced
+        if old is None or not self._is_commit(old):
+            # Unknown starting point: the index itself is the best witness of what is checked out.
+            try:
+                old = git(self.worktree, "write-tree", quiet=True).strip()
+            except GitError as e:
+                raise UserError(f"the design-docs worktree {self.worktree} has unresolved conflicts: "
+                                f"resolve them there and commit ({e.stderr.strip()})", code="conflict") from None
+        try:
+            git(self.worktree, "read-tree", "-m", "-u", old, tip, quiet=True)
+        except GitError as e:
+            raise UserError(
+                f"the design-docs worktree {self.worktree} has uncommitted edits that conflict with "
+                f"new commits on {self.project.branch}: commit or discard them there ({e.stderr.strip()})",
+                code="conflict") from None
+        self._set_synced(tip)
+
+    def _is_commit(self, sha: str) -> bool:
+        try:
+            self.store.commit_tree(sha)
+            return True
+        except (GitError, ValueError, IndexError):
+            return False

@@ -1,0 +1,127 @@
+"""The planner: which batches an orchestration would run for a task list, and in what order."""
+
+from __future__ import annotations
+
+import heapq
+from itertools import groupby
+
+from pydantic import BaseModel
+
+from specflowd.progress import FINISHED, Document, Status
+
+PREAMBLE = "(before the first section)"
+
+
+class Batch(BaseModel):
+    index: int  # 1-based
+    name: str
+    task_ids: list[str]  # every task of the batch, in run order
+    incomplete: list[str]  # the ones still to do, in run order: what the agent is asked for
+
+
+class Plan(BaseModel):
+    spec: str
+    file: str
+    tasks_total: int
+    tasks_done: int
+    used_fallback: bool
+    batches: list[Batch]
+    warnings: list[str]
+
+    @property
+    def nothing_left(self) -> bool:
+        return not self.batches
+
+
+def make_plan(doc: Document, *, spec: str, file: str, batch_size: int = 15) -> Plan:
+    """Batches: one per `## ` section with unfinished tasks (tasks above the first section are a
+    batch of their own); with no sections, unfinished tasks cut into `batch_size` groups."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    statuses = doc.statuses()
+    ids = doc.ids()
+    n = len(statuses)
+    unfinished = [i for i, st in enumerate(statuses) if st not in FINISHED]
+    warnings = list(doc.warnings)
+    groups: list[tuple[str, list[int]]] = []
+    used_fallback = not doc.sections
+    if used_fallback:
+        for start in range(0, len(unfinished), batch_size):
+            chunk = unfinished[start:start + batch_size]
+            groups.append((f"Tasks {ids[chunk[0]]}–{ids[chunk[-1]]}", chunk))
+    else:
+        sections = doc.section_indices()
+        open_sections = {sections[i] for i in unfinished}
+        # Tasks come in file order, so each section's tasks are one run of equal indices.
+        position = 0
+        for section_index, run in groupby(sections):
+            size = sum(1 for _ in run)
+            if section_index in open_sections:
+                name = doc.sections[section_index - 1].name if section_index else PREAMBLE
+                groups.append((name, list(range(position, position + size))))
+            position += size
+    if n == 0:
+        warnings.append("the task list has no tasks yet (the design phase writes them)")
+    elif not unfinished:
+        warnings.append(f"nothing left to do: all {n} tasks are finished")
+    depends = doc.dependencies()
+    batch_of = {i: b for b, (_, members) in enumerate(groups) for i in members
+                if statuses[i] not in FINISHED} if depends else {}
+    batches = []
+    for b, (name, members) in enumerate(groups):
+        order = _dependency_order(ids, members, depends, name, warnings)
+        for i in order:
+            for dep in depends.get(i, ()):
+                _check_later(doc, ids[i], dep, b, batch_of, warnings)
+        # model_construct: the planner builds these from parsed data; validating 5,000 ids
+        # again would cost more than planning them.
+        batches.append(Batch.model_construct(
+            index=b + 1, name=name, task_ids=[ids[i] for i in order],
+            incomplete=[ids[i] for i in order if statuses[i] not in FINISHED],
+        ))
+    done = statuses.count(Status.DONE)
+    return Plan.model_construct(spec=spec, file=file, tasks_total=n, tasks_done=done, used_fallback=used_fallback,
+                batches=batches, warnings=warnings)
+
+
+def _dependency_order(ids: list[str], members: list[int], depends: dict[int, tuple[str, ...]], name: str,
+                      warnings: list[str]) -> list[int]:
+    """File order, except where a dependency inside the batch says otherwise (stable Kahn)."""
+    if not any(i in depends for i in members):
+        return members
+    local = {ids[i]: i for i in members}
+    edges: dict[int, list[int]] = {}
+    indegree = dict.fromkeys(members, 0)
+    for i in members:
+        for dep in depends.get(i, ()):
+            j = local.get(dep)
+            if j is not None and j != i:
+                edges.setdefault(j, []).append(i)
+                indegree[i] += 1
+    ready = [i for i in members if indegree[i] == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for k in edges.get(i, ()):
+            indegree[k] -= 1
+            if indegree[k] == 0:
+                heapq.heappush(ready, k)
+    if len(order) < len(members):
+        cycle = ", ".join(ids[i] for i in members if indegree[i] > 0)
+        warnings.append(f"dependency cycle in batch {name!r} among {cycle}: file order kept")
+        return members
+    return order
+
+
+def _check_later(doc: Document, task_id: str, dep: str, batch: int, batch_of: dict[int, int],
+                 warnings: list[str]) -> None:
+    try:
+        target = doc.find(dep)
+    except ValueError:
+        warnings.append(f"{task_id} depends on {dep}, which is not in the task list")
+        return
+    later = batch_of.get(target.index)
+    if later is not None and later > batch:
+        warnings.append(f"{task_id} (batch {batch + 1}) depends on {dep}, which runs later in batch {later + 1}")
