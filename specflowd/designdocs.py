@@ -195,10 +195,10 @@ class DesignDocs:
             quiet=True)
 
     def _set_synced(self, commit: str) -> None:
+        # Written in place, not via rename: a torn write reads back as no commit, and the sync
+        # then falls back to the index itself, which is correct whenever we wrote it last.
         self._synced = commit
-        tmp = self._synced_file.with_suffix(".tmp")
-        tmp.write_text(commit + "\n")
-        os.replace(tmp, self._synced_file)
+        self._synced_file.write_text(commit + "\n")
 
     def sync_worktree(self, tip: str | None) -> None:
         """When the branch moved without the worktree (a commit made elsewhere, a fetch, a crash

@@ -4,8 +4,10 @@ events (SPEC §4), and reading them back. Pure text in, text out."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from specflowd.progress import Change
+if TYPE_CHECKING:  # only a type here: `specflowd log` should not pay for importing the parser
+    from specflowd.progress import Change
 
 SUBJECT_LIMIT = 120
 
