@@ -6,7 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from specflowd import ids
@@ -65,7 +65,10 @@ class Snapshot:
 
     def task_file(self, spec: str) -> str:
         """The path of a spec's task list: progress.md, else tasks.md; UserError when no such spec."""
-        ids.check_spec_id(spec)
+        try:
+            ids.check_spec_id(spec)
+        except ValueError as e:
+            raise UserError(str(e), code="invalid_field", field="spec") from None
         for name in TASK_FILES:
             path = f"specs/{spec}/{name}"
             if self.blob_id(path) is not None:
@@ -87,10 +90,7 @@ class DesignDocs:
         self.ref = project.branch_ref
         self.store = ObjectStore(project.common_dir, self.worktree)
         self._docs: dict[str, Document] = {}  # blob id -> parsed task list
-        # The commit the worktree's index was last brought to, kept on disk too: a two-tree merge
-        # from it is what carries a moved branch into the worktree without losing staged edits.
-        self._synced_file = project.specflow_dir / "design-docs.synced"
-        self._synced: str | None = None
+        self._synced: str | None = None  # the tip the worktree is known to match (this process)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -168,16 +168,25 @@ class DesignDocs:
             except RefMoved:
                 continue
             self._write_worktree(changes)
-            self._set_synced(new)
+            self._synced = new
             return new
         raise UserError(f"the branch {self.project.branch} kept moving while committing; try again",
                         code="conflict")
 
     def _require_worktree(self) -> None:
-        if not (self.worktree / ".git").exists():
+        dotgit = self.worktree / ".git"
+        if not dotgit.exists():
             raise UserError(
                 f"the design-docs worktree {self.worktree} is missing: run `specflowd init` to recreate it "
                 f"(`specflowd doctor` explains)", code="internal")
+        # Checked before publishing: once the ref moved, a locked index would leave the worktree
+        # showing our commit reversed.
+        gitdir = self.worktree / dotgit.read_text().removeprefix("gitdir:").strip() if dotgit.is_file() else dotgit
+        lock = gitdir / "index.lock"
+        if lock.exists():
+            raise UserError(
+                f"{lock} exists: a git command is running in the design-docs worktree, or one crashed "
+                f"and left it. If no git process is running, remove {lock} and try again.", code="conflict")
 
     def _write_worktree(self, changes: list[FileChange]) -> None:
         """Bring the worktree's files and index to the commit just published, so it stays clean."""
@@ -194,43 +203,38 @@ class DesignDocs:
         git(self.worktree, "update-index", "-q", "--add", "--remove", "--", *[ch.path for ch in changes],
             quiet=True)
 
-    def _set_synced(self, commit: str) -> None:
-        # Written in place, not via rename: a torn write reads back as no commit, and the sync
-        # then falls back to the index itself, which is correct whenever we wrote it last.
-        self._synced = commit
-        self._synced_file.write_text(commit + "\n")
-
     def sync_worktree(self, tip: str | None) -> None:
-        """When the branch moved without the worktree (a commit made elsewhere, a fetch, a crash
-        between publishing and writing files), carry the worktree forward with a two-tree merge
-        from the commit it was at, which keeps uncommitted edits and refuses to overwrite them."""
+        """When the branch moved without the worktree (a commit pushed by plumbing, a fetch, a crash
+        between publishing a commit and writing its files), carry the worktree forward with a
+        two-tree merge from the commit its index matches. That merge keeps a person's unstaged
+        edits and refuses to overwrite them; staged edits that match no commit stop us instead."""
         if tip is None or tip == self._synced:
             return
-        if self._synced is None:
-            with suppress(FileNotFoundError):
-                self._synced = self._synced_file.read_text().strip() or None
-            if tip == self._synced:
-                return
-        old = self._synced
-        if old is None or not self._is_commit(old):
-            # Unknown starting point: the index itself is the best witness of what is checked out.
-            try:
-                old = git(self.worktree, "write-tree", quiet=True).strip()
-            except GitError as e:
-                raise UserError(f"the design-docs worktree {self.worktree} has unresolved conflicts: "
-                                f"resolve them there and commit ({e.stderr.strip()})", code="conflict") from None
         try:
-            git(self.worktree, "read-tree", "-m", "-u", old, tip, quiet=True)
+            index_tree = git(self.worktree, "write-tree", quiet=True).strip()
         except GitError as e:
-            raise UserError(
-                f"the design-docs worktree {self.worktree} has uncommitted edits that conflict with "
-                f"new commits on {self.project.branch}: commit or discard them there ({e.stderr.strip()})",
-                code="conflict") from None
-        self._set_synced(tip)
+            raise UserError(f"the design-docs worktree {self.worktree} has unresolved conflicts: "
+                            f"resolve them there and commit ({e.stderr.strip()})", code="conflict") from None
+        if index_tree != self.store.commit_tree(tip):
+            old = self._commit_with_tree(tip, index_tree)
+            if old is None:
+                raise UserError(
+                    f"the design-docs worktree {self.worktree} has staged changes while {self.project.branch} "
+                    f"moved: commit them there, or unstage them (`git -C {self.worktree} reset`)", code="conflict")
+            try:
+                git(self.worktree, "read-tree", "-m", "-u", old, tip, quiet=True)
+            except GitError as e:
+                raise UserError(
+                    f"the design-docs worktree {self.worktree} has uncommitted edits that conflict with "
+                    f"new commits on {self.project.branch}: commit or discard them there ({e.stderr.strip()})",
+                    code="conflict") from None
+        self._synced = tip
 
-    def _is_commit(self, sha: str) -> bool:
-        try:
-            self.store.commit_tree(sha)
-            return True
-        except (GitError, ValueError, IndexError):
-            return False
+    def _commit_with_tree(self, tip: str, tree: str) -> str | None:
+        """The most recent commit behind `tip` (first parents) whose tree is `tree`."""
+        out = git(self.worktree, "log", "--first-parent", "-n", "500", "--format=%H %T", tip)
+        for line in out.splitlines():
+            commit, commit_tree = line.split()
+            if commit_tree == tree:
+                return commit
+        return None

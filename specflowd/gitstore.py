@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import time
 import zlib
@@ -267,6 +268,7 @@ def update_ref(cwd: Path, ref: str, new: str, old: str | None, reason: str) -> N
 
 
 def _lock_message(stderr: str) -> str:
-    path = next((w.strip("'\"") for w in stderr.split() if w.strip("'\"").endswith(".lock")), "a .lock file")
+    found = re.search(r"'([^']+\.lock)'", stderr)
+    path = found.group(1) if found else "a .lock file"
     return (f"git could not lock {path}: another git process is running, or one crashed and left it. "
             f"If no git process is running, remove {path} and try again.")

@@ -91,19 +91,19 @@ class Task(NamedTuple):
     @property
     def title(self) -> str:
         """The description without id, tags, dependencies and blocked reason."""
-        return _details(self.description)[0]
+        return _details(self.description, self.status is Status.BLOCKED)[0]
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return _details(self.description)[1]
+        return _details(self.description, self.status is Status.BLOCKED)[1]
 
     @property
     def depends(self) -> tuple[str, ...]:
-        return tuple(d for d in _details(self.description)[2] if d != self.id)
+        return tuple(d for d in _details(self.description, self.status is Status.BLOCKED)[2] if d != self.id)
 
     @property
     def blocked_reason(self) -> str | None:
-        return _details(self.description)[3]
+        return _details(self.description, self.status is Status.BLOCKED)[3]
 
     @property
     def finished(self) -> bool:
@@ -229,14 +229,15 @@ def _indent_width(ws: bytes) -> int:
     return len(ws) + (TAB_WIDTH - 1) * ws.count(b"\t")
 
 
-def _details(desc: str) -> tuple[str, tuple[str, ...], tuple[str, ...], str | None]:
-    """(title, tags, depends, blocked reason) of a task's text."""
+def _details(desc: str, blocked: bool) -> tuple[str, tuple[str, ...], tuple[str, ...], str | None]:
+    """(title, tags, depends, blocked reason) of a task's text; only a blocked task has a reason,
+    elsewhere "(blocked: …)" is just words."""
     rest = desc.lstrip()
     m = SPEC_KIT_ID_RE.match(rest) or DOTTED_ID_RE.match(rest)
     if m:
         rest = rest[m.end():]
     reason = None
-    bm = BLOCKED_TEXT_RE.search(rest)
+    bm = BLOCKED_TEXT_RE.search(rest) if blocked else None
     if bm:
         reason = bm.group(1)
         rest = rest[: bm.start()]
@@ -416,7 +417,7 @@ def _rewrite_line(raw: bytes, box: bytes, reason: str | None) -> bytes:
     assert m is not None, "only task lines are rewritten"
     head = content[: m.start(3)] + box + content[m.end(3): m.start(4)]
     desc = m.group(4)
-    bm = BLOCKED_RE.search(desc)
+    bm = BLOCKED_RE.search(desc) if m.group(3) in b"bB" else None
     if bm:
         desc = desc[: bm.start()] + bm.group(3)
     if reason is not None:

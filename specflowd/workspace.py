@@ -61,9 +61,6 @@ def initialize(project: Project) -> list[str]:
             git(project.root, "worktree", "prune")
             git(project.root, "worktree", "add", "-q", str(worktree), branch)
             done.append(f"checked out {branch} at {worktree}")
-            tip = read_ref(project.common_dir, ref)
-            if tip:
-                (project.specflow_dir / "design-docs.synced").write_text(tip + "\n")
     except (GitError, OSError) as e:
         if created_ref and not (worktree / ".git").exists():
             git(project.root, "update-ref", "-d", f"refs/heads/{branch}", check=False)

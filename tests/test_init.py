@@ -1,0 +1,108 @@
+"""`specflowd init` and `specflowd new` on real repositories."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from tests.conftest import git, run_cli
+
+
+def test_init_sets_everything_up(repo: Path) -> None:
+    (repo / ".gitignore").write_text("*.log\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-q", "-m", "ignore logs")
+    r = run_cli("init", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    wt = repo / ".specflow" / "design-docs"
+    assert git(wt, "rev-parse", "--abbrev-ref", "HEAD").strip() == "helix-design-docs"
+    # Orphan: no history shared with main.
+    assert git(repo, "rev-list", "--count", "helix-design-docs").strip() == "1"
+    assert git(repo, "rev-list", "helix-design-docs", "^main").strip() != ""
+    for name in ("requests/tmp", "requests/done", "requests/failed", "responses", "workflows", "worktrees", "logs"):
+        assert (repo / ".specflow" / name).is_dir(), name
+    config = tomllib.loads((repo / ".specflow" / "config.toml").read_text())
+    assert config["design_docs"]["branch"] == "helix-design-docs"
+    assert config["budget"] == {"per_batch": 5.0, "healing": 2.0, "total": 50.0}
+    assert config["agent"]["disallowed_tools"] == ["AskUserQuestion"]
+    assert "/.specflow/" in (repo / ".git" / "info" / "exclude").read_text().splitlines()
+    assert (repo / ".gitignore").read_text() == "*.log\n"
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(wt, "status", "--porcelain") == ""
+
+
+def test_init_twice_changes_nothing(repo: Path) -> None:
+    assert run_cli("init", cwd=repo).returncode == 0
+    before = git(repo, "for-each-ref")
+    exclude = (repo / ".git" / "info" / "exclude").read_text()
+    r = run_cli("init", cwd=repo)
+    assert r.returncode == 0 and "nothing changed" in r.stdout
+    assert git(repo, "for-each-ref") == before
+    assert (repo / ".git" / "info" / "exclude").read_text() == exclude
+
+
+def test_init_refuses_clearly_and_creates_nothing(tmp_path: Path, repo: Path) -> None:
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    r = run_cli("init", cwd=outside)
+    assert r.returncode == 1 and "not inside a git repository" in r.stderr and "Traceback" not in r.stderr
+
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    r = run_cli("init", cwd=bare)
+    assert r.returncode == 1 and "bare repository" in r.stderr
+
+    empty = tmp_path / "empty"
+    git(tmp_path, "init", "-q", str(empty))
+    r = run_cli("init", cwd=empty)
+    assert r.returncode == 1 and "no commits yet" in r.stderr
+    assert not (empty / ".specflow").exists()
+
+    git(repo, "branch", "helix-design-docs")
+    git(repo, "worktree", "add", "-q", str(tmp_path / "elsewhere"), "helix-design-docs")
+    r = run_cli("init", cwd=repo)
+    assert r.returncode == 1 and "checked out at" in r.stderr and str(tmp_path / "elsewhere") in r.stderr
+    assert not (repo / ".specflow").exists()
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_new_spec_from_templates(repo: Path) -> None:
+    run_cli("init", cwd=repo)
+    r = run_cli("new", "1055-smart-batching", "--title", "Smart batching", "--prompt", "Batch {tasks} by $section",
+                cwd=repo)
+    assert r.returncode == 0, r.stderr
+    wt = repo / ".specflow" / "design-docs"
+    spec = wt / "specs" / "1055-smart-batching"
+    assert sorted(p.name for p in spec.iterdir()) == ["design.md", "progress.md", "requirements.md"]
+    assert "Batch {tasks} by $section" in (spec / "requirements.md").read_text()
+    assert "# Requirements: Smart batching" in (spec / "requirements.md").read_text()
+    assert git(wt, "status", "--porcelain") == ""
+    msg = git(wt, "log", "-1", "--format=%B")
+    assert "Specflow-Spec: 1055-smart-batching" in msg and "Specflow-Event: spec-created" in msg
+    again = run_cli("new", "1055-smart-batching", cwd=repo)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_new_refuses_bad_ids(repo: Path) -> None:
+    run_cli("init", cwd=repo)
+    head = git(repo, "rev-parse", "helix-design-docs")
+    for bad in ("../x", "/etc", "has space", "", "UPPER", "a" * 65, "-lead"):
+        r = run_cli("new", bad, cwd=repo)
+        assert r.returncode == 2, (bad, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert git(repo, "rev-parse", "helix-design-docs") == head
+
+
+def test_new_uses_project_templates(repo: Path) -> None:
+    run_cli("init", cwd=repo)
+    own = repo / ".specflow" / "templates" / "spec"
+    own.mkdir(parents=True)
+    (own / "progress.md").write_text("# Our tasks for {spec}\n\n## Setup\n- [ ] T001 Start\n")
+    run_cli("new", "ours", cwd=repo)
+    text = (repo / ".specflow" / "design-docs" / "specs" / "ours" / "progress.md").read_text()
+    assert text.startswith("# Our tasks for ours")
+
+
+def test_commands_need_init(repo: Path) -> None:
+    r = run_cli("new", "x", cwd=repo)
+    assert r.returncode == 1 and "specflowd init" in r.stderr
