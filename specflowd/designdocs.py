@@ -15,11 +15,11 @@ from specflowd.gitstore import (
     GitError,
     ObjectStore,
     RefMoved,
+    RefUpdater,
     committer_ident,
     format_commit,
     git,
     read_ref,
-    update_ref,
 )
 from specflowd.progress import Document, parse
 from specflowd.project import Project
@@ -91,6 +91,17 @@ class DesignDocs:
         self.store = ObjectStore(project.common_dir, self.worktree)
         self._docs: dict[str, Document] = {}  # blob id -> parsed task list
         self._synced: str | None = None  # the tip the worktree is known to match (this process)
+        self._refs = RefUpdater(self.worktree, "specflowd")
+
+    def close(self) -> None:
+        """Stop the helper git process; the instance can still be used (it restarts it)."""
+        self._refs.close()
+
+    def __enter__(self) -> DesignDocs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -140,14 +151,14 @@ class DesignDocs:
         finally:
             os.close(fd)
 
-    def commit(self, build: Build, reason: str = "specflowd") -> str | None:
+    def commit(self, build: Build) -> str | None:
         """Build a commit from the branch tip and publish it with compare-and-swap; when the branch
         moved meanwhile, read it again and rebuild. Returns the new commit, or None when `build`
         decided nothing changes. Takes the lock itself."""
         with self.lock():
-            return self.commit_locked(build, reason)
+            return self.commit_locked(build)
 
-    def commit_locked(self, build: Build, reason: str = "specflowd") -> str | None:
+    def commit_locked(self, build: Build) -> str | None:
         self._require_worktree()
         for _ in range(MAX_RETRIES):
             tip = self.tip()
@@ -164,7 +175,7 @@ class DesignDocs:
             ident = committer_ident(self.worktree)
             new = self.store.write("commit", format_commit(tree, [tip] if tip else [], ident, message))
             try:
-                update_ref(self.worktree, self.ref, new, tip, reason)
+                self._refs.update(self.ref, new, tip)
             except RefMoved:
                 continue
             self._write_worktree(changes)

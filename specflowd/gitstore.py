@@ -10,6 +10,7 @@ processes are what leaks in a long-running daemon.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -255,16 +256,67 @@ class RefMoved(Exception):
 
 
 def update_ref(cwd: Path, ref: str, new: str, old: str | None, reason: str) -> None:
-    """Compare-and-swap `ref` from `old` (None: must not exist) to `new`."""
+    """Compare-and-swap `ref` from `old` (None: must not exist) to `new`, in a one-off process."""
     try:
         git(cwd, "update-ref", "-m", reason, ref, new, old or ZERO)
     except GitError as e:
-        msg = e.stderr
-        if "index.lock" in msg or ".lock" in msg and "File exists" in msg:
-            raise UserError(_lock_message(msg), code="conflict") from None
-        if "but expected" in msg or "is at" in msg or "reference already exists" in msg or "unable to resolve" in msg:
-            raise RefMoved(msg) from None
+        _raise_ref_error(e.stderr)
         raise
+
+
+def _raise_ref_error(msg: str) -> None:
+    if "index.lock" in msg or ".lock" in msg and "File exists" in msg:
+        raise UserError(_lock_message(msg), code="conflict")
+    if "but expected" in msg or "is at" in msg or "reference already exists" in msg or "unable to resolve" in msg:
+        raise RefMoved(msg)
+
+
+class RefUpdater:
+    """Compare-and-swap ref updates through one long-lived `git update-ref --stdin`, one
+    transaction per update: a commit then costs no process start for its ref. The process is
+    ours to close (`close()`); a failed transaction ends it, and the next update starts another."""
+
+    def __init__(self, cwd: Path, reason: str) -> None:
+        self.cwd = cwd
+        self.reason = reason
+        self._proc: subprocess.Popen[str] | None = None
+
+    def update(self, ref: str, new: str, old: str | None) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            proc = self._proc = subprocess.Popen(
+                ["git", "update-ref", "-m", self.reason, "--stdin"], cwd=self.cwd, env=git_env(), text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        try:
+            proc.stdin.write(f"start\nupdate {ref} {new} {old or ZERO}\nprepare\ncommit\n")
+            proc.stdin.flush()
+            answers = [proc.stdout.readline() for _ in range(3)]
+        except BrokenPipeError:
+            answers = []
+        if answers == ["start: ok\n", "prepare: ok\n", "commit: ok\n"]:
+            return
+        stderr = self.close()
+        _raise_ref_error(stderr)
+        raise GitError(["update-ref", "--stdin"], proc.returncode or 1, stderr)
+
+    def close(self) -> str:
+        """End the process (EOF on its input) and return what it said on stderr."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return ""
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        stderr = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+        return stderr
 
 
 def _lock_message(stderr: str) -> str:

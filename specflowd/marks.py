@@ -60,7 +60,7 @@ def mark(docs: DesignDocs, spec: str, marks: list[Mark], *, orchestration: str |
                                    source=source)
             return [FileChange(path, data)], message
 
-        outcome.commit = docs.commit_locked(build, reason=f"specflowd: mark {spec}")
+        outcome.commit = docs.commit_locked(build)
     return outcome
 
 
@@ -93,7 +93,7 @@ def commit_hand_edits_locked(docs: DesignDocs, spec: str) -> str | None:
             message = f"{spec}: edit {path.rsplit('/', 1)[-1]}\n\nSpecflow-Spec: {spec}\nSpecflow-Source: hand-edit\n"
         return [FileChange(path, edited)], message
 
-    return docs.commit_locked(build, reason=f"specflowd: hand edit {spec}")
+    return docs.commit_locked(build)
 
 
 def status_changes(old: Document, new: Document) -> list[Change]:

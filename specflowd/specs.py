@@ -43,6 +43,7 @@ def create_spec(project: Project, spec: str, *, title: str | None, prompt: str |
         message = event_message(f"spec {spec}: created", "spec-created", {"Spec": spec})
         return files, message
 
-    commit = docs.commit(build, reason=f"specflowd: new {spec}")
+    with docs:
+        commit = docs.commit(build)
     assert commit is not None
     return commit

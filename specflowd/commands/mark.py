@@ -76,9 +76,10 @@ def _mark_now(project, tasks: list[str], status: str, reason: str | None, spec: 
     from specflowd.marks import mark, resolve_spec
     from specflowd.progress import Mark, Status
 
-    docs = DesignDocs(project)
-    spec = resolve_spec(docs, spec, spec_hint(project.root))
-    outcome = mark(docs, spec, [Mark(t, Status(status), reason) for t in tasks], evidence=evidence, source="cli")
+    with DesignDocs(project) as docs:
+        spec = resolve_spec(docs, spec, spec_hint(project.root))
+        outcome = mark(docs, spec, [Mark(t, Status(status), reason) for t in tasks], evidence=evidence,
+                       source="cli")
     if as_json:
         click.echo(json.dumps({
             "spec": spec, "commit": outcome.commit, "hand_edit_commit": outcome.hand_edit_commit,
