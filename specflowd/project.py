@@ -29,27 +29,31 @@ class Project:
 
         return load_config(self.config_path)
 
-    @cached_property
-    def branch(self) -> str:
-        # Read without pydantic: `specflowd log` must start fast, and needs only this key.
+    def _design_docs_setting(self, key: str, default: str) -> str:
+        # Read without pydantic: marks and `specflowd log` must start fast and need only these
+        # keys; commands that use the rest load the validated `config`.
         import tomllib
 
         try:
             data = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
-            branch = data.get("design_docs", {}).get("branch")
-            if isinstance(branch, str) and branch:
-                return branch
+            value = data.get("design_docs", {}).get(key)
+            if isinstance(value, str) and value:
+                return value
         except (FileNotFoundError, tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
             pass
-        return "helix-design-docs"
+        return default
+
+    @cached_property
+    def branch(self) -> str:
+        return self._design_docs_setting("branch", "helix-design-docs")
 
     @property
     def branch_ref(self) -> str:
         return f"refs/heads/{self.branch}"
 
-    @property
+    @cached_property
     def design_docs(self) -> Path:
-        return (self.root / self.config.design_docs.worktree).resolve()
+        return (self.root / self._design_docs_setting("worktree", ".specflow/design-docs")).resolve()
 
     @property
     def requests(self) -> Path:
