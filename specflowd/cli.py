@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "plan": "plan",
     "mark": "mark",
     "log": "log",
+    "systemd": "systemd",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -26,6 +27,7 @@ SHORT_HELP: dict[str, str] = {
     "plan": "Show the batches that would run, without running anything.",
     "mark": "Mark tasks done, pending, in progress, skipped or blocked.",
     "log": "Show the progress feed read from the design-docs branch.",
+    "systemd": "Install the systemd user units.",
 }
 
 
