@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "mark": "mark",
     "log": "log",
     "systemd": "systemd",
+    "hooks": "hooks",
+    "hook": "hook",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -28,6 +30,7 @@ SHORT_HELP: dict[str, str] = {
     "mark": "Mark tasks done, pending, in progress, skipped or blocked.",
     "log": "Show the progress feed read from the design-docs branch.",
     "systemd": "Install the systemd user units.",
+    "hooks": "Install or remove specflowd's git hooks.",
 }
 
 
@@ -35,7 +38,7 @@ class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(name for name in COMMANDS if name in SHORT_HELP)  # `hook` is for git hooks only
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module = COMMANDS.get(cmd_name)

@@ -17,7 +17,8 @@ class _Section(BaseModel):
 
 
 class DesignDocsConfig(_Section):
-    branch: str = "helix-design-docs"
+    # Plain names only: the branch is written into the git hooks' shell scripts.
+    branch: str = Field("helix-design-docs", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
     worktree: str = ".specflow/design-docs"
 
 

@@ -258,7 +258,7 @@ class RefMoved(Exception):
 def update_ref(cwd: Path, ref: str, new: str, old: str | None, reason: str) -> None:
     """Compare-and-swap `ref` from `old` (None: must not exist) to `new`, in a one-off process."""
     try:
-        git(cwd, "update-ref", "-m", reason, ref, new, old or ZERO)
+        git(cwd, "update-ref", "-m", reason, ref, new, old or ZERO, quiet=True)
     except GitError as e:
         _raise_ref_error(e.stderr)
         raise
@@ -285,7 +285,7 @@ class RefUpdater:
         proc = self._proc
         if proc is None or proc.poll() is not None:
             proc = self._proc = subprocess.Popen(
-                ["git", "update-ref", "-m", self.reason, "--stdin"], cwd=self.cwd, env=git_env(), text=True,
+                ["git", *QUIET_CONFIG, "update-ref", "-m", self.reason, "--stdin"], cwd=self.cwd, env=git_env(), text=True,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         try:

@@ -1,0 +1,93 @@
+"""Git hooks: installed where git runs them, chained, removed, and doing their job in real commits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git, run_cli
+
+
+@pytest.fixture
+def project(repo: Path) -> Path:
+    assert run_cli("init", cwd=repo).returncode == 0
+    assert run_cli("new", "demo", cwd=repo).returncode == 0
+    return repo
+
+
+def hooks(repo: Path) -> Path:
+    return repo / ".git" / "hooks"
+
+
+def test_install_is_idempotent_and_uninstall_cleans_up(project: Path) -> None:
+    r = run_cli("hooks", "install", cwd=project)
+    assert r.returncode == 0, r.stderr
+    for name in ("post-commit", "pre-commit", "reference-transaction"):
+        path = hooks(project) / name
+        assert os.access(path, os.X_OK)
+        assert "@BRANCH@" not in path.read_text()
+    assert "helix-design-docs" in (hooks(project) / "pre-commit").read_text()
+    again = run_cli("hooks", "install", cwd=project)
+    assert "nothing changed" in again.stdout
+    gone = run_cli("hooks", "uninstall", cwd=project)
+    assert gone.returncode == 0 and "removed post-commit" in gone.stdout
+    assert not (hooks(project) / "post-commit").exists()
+
+
+def test_existing_hooks_are_chained_and_restored(project: Path) -> None:
+    hooks(project).mkdir(exist_ok=True)
+    mine = hooks(project) / "post-commit"
+    mine.write_text(f"#!/bin/sh\necho ran >> '{project}/chained.log'\n")
+    mine.chmod(0o755)
+    r = run_cli("hooks", "install", cwd=project)
+    assert "kept your post-commit hook" in r.stdout
+    (project / "file.txt").write_text("x\n")
+    git(project, "add", "file.txt")
+    git(project, "commit", "-q", "-m", "a person's commit")
+    assert (project / "chained.log").read_text() == "ran\n"
+    run_cli("hooks", "uninstall", cwd=project)
+    assert mine.read_text().startswith("#!/bin/sh\necho ran")
+
+
+def test_core_hooks_path_is_honoured(project: Path) -> None:
+    custom = project / "githooks"
+    git(project, "config", "core.hooksPath", "githooks")
+    assert run_cli("hooks", "install", cwd=project).returncode == 0
+    assert (custom / "pre-commit").exists()
+    assert not (hooks(project) / "pre-commit").exists()
+
+
+def test_pre_commit_refuses_a_broken_task_list(project: Path) -> None:
+    run_cli("hooks", "install", cwd=project)
+    wt = project / ".specflow" / "design-docs"
+    path = wt / "specs" / "demo" / "progress.md"
+    path.write_text("# Tasks\n\n## A\n- [ ] T001 fine\n-[ ] T002 broken\n")
+    git(wt, "add", "-A")
+    r = subprocess.run(["git", "commit", "-q", "-m", "tasks"], cwd=wt, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "specs/demo/progress.md: line 5" in r.stderr and "looks like a task" in r.stderr
+    path.write_text("# Tasks\n\n## A\n- [ ] T001 fine\n- [ ] T002 fixed\n")
+    git(wt, "add", "-A")
+    git(wt, "commit", "-q", "-m", "tasks")
+    assert "T002 fixed" in git(project, "show", "helix-design-docs:specs/demo/progress.md")
+
+
+def test_a_commit_without_the_trailer_starts_no_python(project: Path, tmp_path: Path) -> None:
+    run_cli("hooks", "install", cwd=project)
+    spy_dir = tmp_path / "spy"
+    spy_dir.mkdir()
+    spy = spy_dir / "specflowd"
+    spy.write_text(f"#!/bin/sh\necho \"$@\" >> '{tmp_path}/calls.log'\n")
+    spy.chmod(0o755)
+    env = dict(os.environ, PATH=f"{spy_dir}{os.pathsep}{os.environ['PATH']}")
+    (project / "a.txt").write_text("a\n")
+    subprocess.run(["git", "add", "a.txt"], cwd=project, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "-m", "plain"], cwd=project, check=True, env=env)
+    assert not (tmp_path / "calls.log").exists()
+    (project / "b.txt").write_text("b\n")
+    subprocess.run(["git", "add", "b.txt"], cwd=project, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "-m", "work\n\nSpecflow-Task: T001"], cwd=project, check=True, env=env)
+    assert (tmp_path / "calls.log").read_text() == "hook post-commit\n"
