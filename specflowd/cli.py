@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "systemd": "systemd",
     "hooks": "hooks",
     "hook": "hook",
+    "doctor": "doctor",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -31,6 +32,7 @@ SHORT_HELP: dict[str, str] = {
     "log": "Show the progress feed read from the design-docs branch.",
     "systemd": "Install the systemd user units.",
     "hooks": "Install or remove specflowd's git hooks.",
+    "doctor": "Check the set-up and say how to fix what is wrong.",
 }
 
 
