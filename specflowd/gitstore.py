@@ -57,6 +57,11 @@ def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True, q
     return r.stdout.decode("utf-8", "surrogateescape")
 
 
+def git_ok(cwd: Path, *args: str) -> bool:
+    """Whether a git command that answers by exit code (merge-base --is-ancestor, …) said yes."""
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=git_env()).returncode == 0
+
+
 def git_bytes(cwd: Path, *args: str) -> bytes:
     r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=git_env())
     if r.returncode != 0:
