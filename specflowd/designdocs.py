@@ -151,14 +151,16 @@ class DesignDocs:
         finally:
             os.close(fd)
 
-    def commit(self, build: Build) -> str | None:
+    def commit(self, build: Build, *, allow_empty: bool = False) -> str | None:
         """Build a commit from the branch tip and publish it with compare-and-swap; when the branch
         moved meanwhile, read it again and rebuild. Returns the new commit, or None when `build`
         decided nothing changes. Takes the lock itself."""
         with self.lock():
-            return self.commit_locked(build)
+            return self.commit_locked(build, allow_empty=allow_empty)
 
-    def commit_locked(self, build: Build) -> str | None:
+    def commit_locked(self, build: Build, *, allow_empty: bool = False) -> str | None:
+        """`commit` for a caller that holds the lock. With `allow_empty`, a build that changes no
+        file still makes its commit (orchestration events are commits even when nothing changed)."""
         self._require_worktree()
         for _ in range(MAX_RETRIES):
             tip = self.tip()
@@ -169,9 +171,10 @@ class DesignDocs:
                 return None
             changes, message = built
             blobs = {ch.path: None if ch.data is None else self.store.write("blob", ch.data) for ch in changes}
-            tree = self.store.replace_paths(snap.tree, blobs)
-            if tree == snap.tree:
+            tree = self.store.replace_paths(snap.tree, blobs) if blobs else snap.tree
+            if tree == snap.tree and not allow_empty:
                 return None
+            assert tree is not None
             ident = committer_ident(self.worktree)
             new = self.store.write("commit", format_commit(tree, [tip] if tip else [], ident, message))
             try:
@@ -201,6 +204,8 @@ class DesignDocs:
 
     def _write_worktree(self, changes: list[FileChange]) -> None:
         """Bring the worktree's files and index to the commit just published, so it stays clean."""
+        if not changes:
+            return
         for ch in changes:
             target = self.worktree / ch.path
             if ch.data is None:
