@@ -241,6 +241,8 @@ class Transition(_Data):
 
 def step(state: OrchestrationState, event: Event) -> Transition:
     """The state after `event`, and what to do about it; the input state is never changed."""
+    if state.started_at is None and event.type != "start":
+        return Transition(state=state, refused=f"orchestration {state.id} has not started")
     m = _Machine(state.model_copy(deep=True), event.now)
     refused = getattr(m, f"on_{event.type}")(event)
     if refused is not None:
