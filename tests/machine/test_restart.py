@@ -3,7 +3,16 @@ re-check a half-done merge, and leave nothing `running` that is not."""
 
 from __future__ import annotations
 
-from specflowd.machine import AgentFinished, AgentStarted, Cancel, MergeFinished, Restarted, RunResult, Start, step
+from specflowd.machine import (
+    AgentFinished,
+    AgentStarted,
+    Cancel,
+    MergeFinished,
+    Restarted,
+    RunResult,
+    Start,
+    step,
+)
 
 from .helpers import TASKS, Driver, new_state, plan_of
 
