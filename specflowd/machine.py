@@ -9,6 +9,12 @@ follow a still-running agent's log after a restart; `RunVerify` / `StopVerify`;
 `ReadPlan` re-read the task list and answer `PlanReady`; `CommitEvent` commit on the design-docs
 branch; `ScheduleWake` send `RateLimitReset` at that time; `WriteState` write the state file.
 A refusal changes nothing: a request gets `conflict` with the message, a stale result is dropped.
+
+Feed events (`Specflow-Event`, each also a line of the decision log): started, phase, skipped,
+batch-started, followup-started, heal-started, batch-completed, batch-failed, batch-skipped,
+verify-passed, verify-failed, budget-stopped, rate-limited, needs-attention, paused, resumed,
+recovered, restarted, cancelled, waiting-merge, merge-requested, merged, completed, failed.
+`Specflow-Cost-USD` is the orchestration's total so far.
 """
 
 from __future__ import annotations

@@ -131,3 +131,10 @@ def representative_states() -> dict[str, OrchestrationState]:
     cancelled.send(AgentFinished, run_n=n, result=RunResult(ok=False, error_type="cancelled"))
     out["cancelled"] = cancelled.state
     return out
+
+
+def started(budget: dict | None = None, **config: object) -> Driver:
+    """An orchestration of TASKS (two batches), analyze skipped, its first batch's run just asked for."""
+    d = Driver(new_state(budget=budget, skip_analyze=True, **config))
+    d.send(Start, plan=plan_of(TASKS))
+    return d

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from specflowd.machine import AgentFinished, PlanReady, Recover, Start, TasksMarked, VerifyFinished
 
-from .helpers import TASKS, Driver, failed, new_state, ok, plan_of
+from .helpers import TASKS, Driver, failed, new_state, ok, plan_of, started
 
 DONE_1 = {"T001": "done", "T002": "done"}
 
-
-def started(**config: object) -> Driver:
-    d = Driver(new_state(skip_analyze=True, **config))
-    d.send(Start, plan=plan_of(TASKS))
-    return d
 
 
 def test_a_batch_completes_only_when_the_run_succeeded_and_every_task_is_done() -> None:

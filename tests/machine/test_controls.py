@@ -12,19 +12,13 @@ from specflowd.machine import (
     Recover,
     Resume,
     RunResult,
-    Start,
     backoff_s,
 )
 
-from .helpers import TASKS, Driver, failed, new_state, ok, plan_of
+from .helpers import failed, ok, started
 
 DONE_1 = {"T001": "done", "T002": "done"}
 
-
-def started(budget: dict | None = None, **config: object) -> Driver:
-    d = Driver(new_state(budget=budget, skip_analyze=True, **config))
-    d.send(Start, plan=plan_of(TASKS))
-    return d
 
 
 def test_each_run_is_capped_by_the_tightest_budget_left() -> None:

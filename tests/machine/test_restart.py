@@ -14,13 +14,7 @@ from specflowd.machine import (
     step,
 )
 
-from .helpers import TASKS, Driver, new_state, plan_of
-
-
-def started(**config: object) -> Driver:
-    d = Driver(new_state(skip_analyze=True, **config))
-    d.send(Start, plan=plan_of(TASKS))
-    return d
+from .helpers import Driver, new_state, plan_of, started
 
 
 def test_a_live_agent_is_adopted() -> None:
