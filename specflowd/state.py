@@ -51,8 +51,43 @@ class BatchStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+class Awaiting(StrEnum):
+    """A step the shell runs for the machine, other than an agent: it answers with an event."""
+
+    PLAN = "plan"  # re-read the task list -> PlanReady
+    VERIFY = "verify"  # run verify_command -> VerifyFinished
+    MERGE = "merge"  # merge the work branch -> MergeFinished
+
+
+class PauseReason(StrEnum):
+    USER = "user"
+    RATE_LIMIT = "rate_limit"  # waiting_until says when it goes on by itself
+    BETWEEN_BATCHES = "between_batches"
+
+
+class WorkKind(StrEnum):
+    AGENT = "agent"
+    VERIFY = "verify"
+    MERGE = "merge"
+    PLAN = "plan"
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Work(Model):
+    """The next unit of work, kept while the orchestration may not go on (paused, usage-limited,
+    needs attention): resume, the usage-limit reset and `recover retry` start it."""
+
+    kind: WorkKind
+    phase: Phase
+    batch: int | None = None
+    purpose: str = "work"  # for agent work: work | followup | heal | design | analyze
+    resume_session: str | None = None  # resume (or, with fork, fork) this agent session
+    fork: bool = False
+    after_run: int | None = None  # the run whose failure a heal (or follow-up) answers
+    continues: bool = False  # picks up an interrupted run (usage limit, restart, a stopping pause)
 
 
 class AgentRun(Model):
@@ -75,6 +110,10 @@ class AgentRun(Model):
     error: str | None = None
     cost_usd: float = 0.0
     turns: int | None = None
+    max_budget_usd: float | None = None  # the cap the run was started with
+    stderr_tail: str | None = None  # kept for a failed run: a healer is given them
+    transcript_tail: str | None = None
+    stop_requested: bool = False  # the machine asked the shell to stop it (pause, cancel)
 
 
 class BatchState(Model):
@@ -87,6 +126,7 @@ class BatchState(Model):
     runs: list[int] = Field(default_factory=list)  # AgentRun.n of this batch's runs
     cost_usd: float = 0.0
     error: str | None = None
+    cost_at_retry: float = 0.0  # the batch's cost when `recover retry` gave it a fresh per-batch budget
 
 
 class Decision(Model):
@@ -121,6 +161,16 @@ class OrchestrationState(Model):
     waiting_until: datetime | None = None  # a usage limit's reset, while paused for it
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None  # set by the machine's Start event
+    task_file: str | None = None  # the task list, relative to the design-docs worktree
+    design_prompt: str = ""  # what the design phase is asked to write the spec from
+    task_status: dict[str, str] = Field(default_factory=dict)  # task id -> progress.Status value
+    awaiting: Awaiting | None = None
+    pause_reason: PauseReason | None = None
+    next_work: Work | None = None
+    verify_heal_attempts: int = 0
+    verify_output: str | None = None  # tail of the last failed verify
+    rate_limit_hits: int = 0  # usage limits in a row, for the back-off when no reset time is given
 
     @property
     def active(self) -> bool:
