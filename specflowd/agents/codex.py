@@ -1,0 +1,58 @@
+"""OpenAI Codex CLI (`codex exec --json`, `codex exec resume <id>`): its command line and its stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from specflowd.agents.result import AgentRequest
+from specflowd.agents.stream import Adapter, Final, Observation, common_flags, json_object, task_in
+
+_TOOL_ITEMS = {"command_execution", "file_change", "mcp_tool_call", "web_search"}
+
+
+def argv(req: AgentRequest, prompt_file: Path) -> list[str]:
+    # Unattended runs cannot answer approval prompts; "bypassPermissions" asks for no sandbox at all.
+    mode = ("--dangerously-bypass-approvals-and-sandbox" if req.permission_mode == "bypassPermissions"
+            else "--full-auto")
+    args = [*req.command, "exec", "--json", mode, *common_flags(req, {"model": "--model"})]
+    # Codex cannot fork a session: a healer resumes the failed one. "-" reads the prompt from stdin.
+    if req.resume_session_id:
+        args += ["resume", req.resume_session_id]
+    return [*args, "-"]
+
+
+def parse_line(line: str) -> Observation | None:
+    event = json_object(line)
+    if event is None:
+        return Observation(garbage=True) if line.strip() else None
+    kind = event.get("type")
+    if kind == "thread.started" and isinstance(event.get("thread_id"), str):
+        return Observation(session_id=event["thread_id"])
+    if kind == "turn.completed":
+        return Observation(turn=True, final=Final(ok=True))
+    if kind == "turn.failed":
+        message = _message(event.get("error"))
+        return Observation(turn=True, error=message, final=Final(ok=False, text=message))
+    if kind == "error":
+        return Observation(error=_message(event))
+    if isinstance(kind, str) and kind.startswith("item.") and isinstance(event.get("item"), dict):
+        return _item(event["item"])
+    return None
+
+
+def _message(value: object) -> str:
+    return value["message"] if isinstance(value, dict) and isinstance(value.get("message"), str) else ""
+
+
+def _item(item: dict[str, Any]) -> Observation | None:
+    kind = item.get("type")
+    if kind == "agent_message" and isinstance(item.get("text"), str):
+        return Observation(text=item["text"])
+    if kind in _TOOL_ITEMS:
+        name = item.get("tool") if isinstance(item.get("tool"), str) else kind
+        return Observation(tool=name, task_id=task_in(item.get("command") or item.get("arguments") or ""))
+    return None
+
+
+ADAPTER = Adapter(kind="codex", argv=argv, parse_line=parse_line)
