@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict
 from specflowd.agents.limits import is_usage_limit, reset_time
 from specflowd.agents.result import AgentRequest, AgentResult, ErrorType
 
-_NO_SESSION = re.compile(r"No conversation found with session ID|no (?:rollout|session|thread) found", re.I)
+_NO_SESSION = re.compile(
+    r"No conversation found with session ID|no (?:rollout|session|thread) found|Invalid session identifier", re.I)
 # How an agent names the task it works on: a `specflowd mark` call or a commit trailer.
 _TASK = re.compile(r"(?:specflowd\s+mark\s+|Specflow-Task:\s*)(T\d{3,}[a-z]?|\d+(?:\.\d+)*\.?|#\d+)")
 

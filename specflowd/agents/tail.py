@@ -1,0 +1,54 @@
+"""Following a file another process appends to: inotify wake-ups, large reads, whole lines."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+_IN_MODIFY = 0x2
+_CHUNK = 1 << 20
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Follower:
+    """Reads a growing file from an offset; `fileno()` becomes readable when the file grows."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._inotify = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self._inotify < 0 or _libc.inotify_add_watch(self._inotify, os.fsencode(path), _IN_MODIFY) < 0:
+            err = ctypes.get_errno()
+            self.close()
+            raise OSError(err, f"inotify on {path}: {os.strerror(err)}")
+        os.lseek(self._fd, offset, os.SEEK_SET)
+        self._rest = b""
+
+    def fileno(self) -> int:
+        return self._inotify
+
+    def read_lines(self) -> list[str]:
+        """Every complete line written since the last call; a partial last line waits for its end."""
+        # Drain the wake-ups first: a write after this point wakes the next poll.
+        try:
+            while os.read(self._inotify, 65536):
+                pass
+        except BlockingIOError:
+            pass
+        chunks = [self._rest]
+        while data := os.read(self._fd, _CHUNK):
+            chunks.append(data)
+            if len(data) < _CHUNK:
+                break
+        *lines, self._rest = b"".join(chunks).split(b"\n")
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    def rest(self) -> str:
+        """The unfinished last line (a writer that died mid-line leaves one)."""
+        return self._rest.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        for fd in (self._fd, self._inotify):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._inotify = -1
