@@ -13,7 +13,8 @@ from specflowd.agents.stream import (
     as_float,
     as_int,
     common_flags,
-    json_object,
+    json_lines,
+    string,
     task_in,
 )
 
@@ -39,12 +40,9 @@ def argv(req: AgentRequest, prompt_file: Path) -> list[str]:
     return args
 
 
-def parse_line(line: str) -> Observation | None:
-    event = json_object(line)
-    if event is None:
-        return Observation(garbage=True) if line.strip() else None
+def parse_event(event: dict[str, Any]) -> Observation | None:
     kind = event.get("type")
-    session = event.get("session_id") if isinstance(event.get("session_id"), str) else None
+    session = string(event, "session_id")
     if kind == "system" and event.get("subtype") == "init":
         return Observation(session_id=session)
     if kind == "assistant":
@@ -52,7 +50,7 @@ def parse_line(line: str) -> Observation | None:
     if kind == "result":
         subtype = event.get("subtype")
         cost = as_float(event.get("total_cost_usd"))
-        text = event.get("result") if isinstance(event.get("result"), str) else ""
+        text = string(event, "result") or ""
         return Observation(session_id=session, cost_usd=cost, final=Final(
             ok=subtype == "success" and event.get("is_error") is False,
             error_type=_SUBTYPES.get(subtype) if isinstance(subtype, str) else None,
@@ -75,4 +73,4 @@ def _assistant(event: dict[str, Any], session: str | None) -> Observation:
     return Observation(session_id=session, tool=tool, task_id=task, text=text, turn=True)
 
 
-ADAPTER = Adapter(kind="claude", argv=argv, parse_line=parse_line)
+ADAPTER = Adapter(kind="claude", argv=argv, parse_line=json_lines(parse_event))

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from specflowd.agents.result import AgentRequest
-from specflowd.agents.stream import Adapter, Final, Observation, common_flags, json_object, task_in
+from specflowd.agents.stream import Adapter, Final, Observation, common_flags, json_lines, string, task_in
 
 _TOOL_ITEMS = {"command_execution", "file_change", "mcp_tool_call", "web_search"}
 
@@ -22,13 +22,10 @@ def argv(req: AgentRequest, prompt_file: Path) -> list[str]:
     return [*args, "-"]
 
 
-def parse_line(line: str) -> Observation | None:
-    event = json_object(line)
-    if event is None:
-        return Observation(garbage=True) if line.strip() else None
+def parse_event(event: dict[str, Any]) -> Observation | None:
     kind = event.get("type")
-    if kind == "thread.started" and isinstance(event.get("thread_id"), str):
-        return Observation(session_id=event["thread_id"])
+    if kind == "thread.started":
+        return Observation(session_id=string(event, "thread_id"))
     if kind == "turn.completed":
         return Observation(turn=True, final=Final(ok=True))
     if kind == "turn.failed":
@@ -47,12 +44,12 @@ def _message(value: object) -> str:
 
 def _item(item: dict[str, Any]) -> Observation | None:
     kind = item.get("type")
-    if kind == "agent_message" and isinstance(item.get("text"), str):
-        return Observation(text=item["text"])
+    if kind == "agent_message":
+        return Observation(text=string(item, "text"))
     if kind in _TOOL_ITEMS:
-        name = item.get("tool") if isinstance(item.get("tool"), str) else kind
+        name = string(item, "tool") or kind
         return Observation(tool=name, task_id=task_in(item.get("command") or item.get("arguments") or ""))
     return None
 
 
-ADAPTER = Adapter(kind="codex", argv=argv, parse_line=parse_line)
+ADAPTER = Adapter(kind="codex", argv=argv, parse_line=json_lines(parse_event))

@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from specflowd.agents.result import AgentRequest, ErrorType
-from specflowd.agents.stream import Adapter, Final, Observation, as_float, as_int, json_object, text_line
+from specflowd.agents.stream import (
+    Adapter,
+    Final,
+    Observation,
+    as_float,
+    as_int,
+    json_object,
+    string,
+    text_line,
+)
 
 
 def argv(req: AgentRequest, prompt_file: Path) -> list[str]:
@@ -18,7 +27,7 @@ def parse_line(line: str) -> Observation | None:
     if event is None or "ok" not in event:
         return text_line(line)
     error = event.get("error_type")
-    session = event.get("session_id") if isinstance(event.get("session_id"), str) else None
+    session = string(event, "session_id")
     cost = as_float(event.get("cost_usd"))
     text = event.get("result", event.get("text", ""))
     return Observation(session_id=session, cost_usd=cost, final=Final(

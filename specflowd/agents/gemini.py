@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from specflowd.agents.result import AgentRequest, ErrorType
-from specflowd.agents.stream import Adapter, Final, Observation, as_int, common_flags, json_object, task_in
+from specflowd.agents.stream import (
+    Adapter,
+    Final,
+    Observation,
+    as_int,
+    common_flags,
+    json_lines,
+    string,
+    task_in,
+)
 
 # Gemini appends -p's text to what it reads on stdin; the real prompt goes on stdin.
 _STDIN_NOTE = "Follow the instructions given on standard input."
@@ -19,18 +29,14 @@ def argv(req: AgentRequest, prompt_file: Path) -> list[str]:
             "--approval-mode", req.permission_mode or "yolo", *common_flags(req, _FLAGS)]
 
 
-def parse_line(line: str) -> Observation | None:
-    event = json_object(line)
-    if event is None:
-        return Observation(garbage=True) if line.strip() else None
+def parse_event(event: dict[str, Any]) -> Observation | None:
     kind = event.get("type")
-    if kind == "init" and isinstance(event.get("session_id"), str):
-        return Observation(session_id=event["session_id"])
-    if kind == "message" and event.get("role") == "assistant" and isinstance(event.get("content"), str):
-        return Observation(text=event["content"])
+    if kind == "init":
+        return Observation(session_id=string(event, "session_id"))
+    if kind == "message" and event.get("role") == "assistant":
+        return Observation(text=string(event, "content"))
     if kind == "tool_use":
-        name = event.get("tool_name") or event.get("name")
-        return Observation(tool=name if isinstance(name, str) else "tool", task_id=task_in(event.get("parameters") or ""),
+        return Observation(tool=string(event, "tool_name") or "tool", task_id=task_in(event.get("parameters") or ""),
                            turn=True)
     if kind == "error":
         return Observation(error=str(event.get("message") or event.get("error") or "error"))
@@ -43,5 +49,5 @@ def parse_line(line: str) -> Observation | None:
     return None
 
 
-ADAPTER = Adapter(kind="gemini", argv=argv, parse_line=parse_line,
+ADAPTER = Adapter(kind="gemini", argv=argv, parse_line=json_lines(parse_event),
                   exit_codes={_TURN_LIMIT: ErrorType.MAX_TURNS})

@@ -153,6 +153,21 @@ def json_object(line: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def json_lines(parse_event: Callable[[dict[str, Any]], Observation | None]) -> Callable[[str], Observation | None]:
+    """A line parser for a JSONL stream: objects go to `parse_event`, other non-blank lines are garbage."""
+    def parse_line(line: str) -> Observation | None:
+        event = json_object(line)
+        if event is None:
+            return Observation(garbage=True) if line.strip() else None
+        return parse_event(event)
+    return parse_line
+
+
+def string(event: dict[str, Any], key: str) -> str | None:
+    value = event.get(key)
+    return value if isinstance(value, str) else None
+
+
 def task_in(value: object) -> str | None:
     """The task id an agent's tool call names (`specflowd mark T012`, `Specflow-Task: T012`)."""
     m = _TASK.search(value if isinstance(value, str) else json.dumps(value))
