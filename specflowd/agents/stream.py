@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from specflowd.agents.limits import is_usage_limit, reset_time
 from specflowd.agents.result import AgentRequest, AgentResult, ErrorType
@@ -24,10 +24,11 @@ _TASK = re.compile(r"(?:specflowd\s+mark\s+|Specflow-Task:\s*)(T\d{3,}[a-z]?|\d+
 _ERROR_CHARS = 4000
 
 
-class Final(BaseModel):
+# Final, Observation and Transcript are frozen dataclasses, not pydantic models: one is made per
+# output line, and validation would cost more than parsing the line (16 agents x 10k events).
+@dataclass(frozen=True, slots=True)
+class Final:
     """A CLI's own verdict on the run (its result event)."""
-
-    model_config = ConfigDict(frozen=True)
 
     ok: bool
     error_type: ErrorType | None = None
@@ -37,10 +38,9 @@ class Final(BaseModel):
     turns: int | None = None
 
 
-class Observation(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Observation:
     """What one output line tells; unset fields tell nothing."""
-
-    model_config = ConfigDict(frozen=True)
 
     session_id: str | None = None
     tool: str | None = None
@@ -53,10 +53,9 @@ class Observation(BaseModel):
     garbage: bool = False
 
 
-class Transcript(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Transcript:
     """Everything learnt from a run's output so far."""
-
-    model_config = ConfigDict(frozen=True)
 
     session_id: str | None = None
     tool: str | None = None
@@ -67,21 +66,29 @@ class Transcript(BaseModel):
     error: str = ""
     final: Final | None = None
     garbage: int = 0
+    lines: int = 0
 
 
-def fold(t: Transcript, obs: Observation) -> Transcript:
-    update: dict[str, Any] = {k: v for k, v in (
-        ("session_id", obs.session_id), ("tool", obs.tool), ("task_id", obs.task_id),
-        ("cost_usd", obs.cost_usd), ("text", obs.text), ("final", obs.final),
-    ) if v is not None}
-    if obs.error:
-        # Keep earlier errors too: a CLI often says why (usage limit, reset time) before it gives up.
-        update["error"] = f"{t.error}\n{obs.error}"[-_ERROR_CHARS:] if t.error else obs.error
-    if obs.turn:
-        update["turns"] = t.turns + 1
-    if obs.garbage:
-        update["garbage"] = t.garbage + 1
-    return t.model_copy(update=update) if update else t
+def fold(t: Transcript, observations: Iterable[Observation], lines: int = 0) -> Transcript:
+    """The transcript after `observations` (read from `lines` lines), in order: later facts replace
+    earlier ones, counts add up."""
+    session_id, tool, task_id, cost_usd, text, final = t.session_id, t.tool, t.task_id, t.cost_usd, t.text, t.final
+    turns, garbage, errors = t.turns, t.garbage, [t.error] if t.error else []
+    for obs in observations:
+        session_id = obs.session_id if obs.session_id is not None else session_id
+        tool = obs.tool if obs.tool is not None else tool
+        task_id = obs.task_id if obs.task_id is not None else task_id
+        cost_usd = obs.cost_usd if obs.cost_usd is not None else cost_usd
+        text = obs.text if obs.text is not None else text
+        final = obs.final if obs.final is not None else final
+        turns += obs.turn
+        garbage += obs.garbage
+        if obs.error:
+            # Keep earlier errors too: a CLI often says why (usage limit, reset time) before it gives up.
+            errors.append(obs.error)
+    return Transcript(session_id=session_id, tool=tool, task_id=task_id, cost_usd=cost_usd, turns=turns,
+                      text=text, error="\n".join(errors)[-_ERROR_CHARS:], final=final, garbage=garbage,
+                      lines=t.lines + lines)
 
 
 class Exit(BaseModel):

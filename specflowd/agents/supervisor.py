@@ -38,6 +38,8 @@ Post = Callable[[object], None]
 # The daemon's systemd handshake is not the agent's: a child that pinged the watchdog would lie.
 _DAEMON_ONLY = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
 _STDERR_TAIL = 4000
+_FLOOD_LINES = 256
+_FLOOD_PAUSE_S = 0.01
 
 
 def log_path(project: Path, orchestration: str, n: int, phase: str) -> Path:
@@ -110,6 +112,10 @@ class Supervisor:
         self._grace_s = grace_s
         self._lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
+        # Parsing is pure Python and holds the GIL. Sixteen readers parsing at once would make the
+        # daemon's own thread queue behind all of them for the GIL; one parser at a time bounds
+        # its wait to a switch interval, and costs no throughput (the GIL serialises them anyway).
+        self._parsing = threading.Lock()
 
     def start(self, run_id: str, request: AgentRequest, log: Path, *, orchestration: str = "") -> None:
         """Start a run without blocking: it waits for a pool slot, then spawns, in its own thread."""
@@ -222,7 +228,7 @@ class Supervisor:
             # reused while the leader is a zombie.
             _signal_group(record.pid, signal.SIGKILL)
             code = proc.wait() if proc else None
-            transcript = self._consume(run, transcript, [*follower.read_lines(), follower.rest()])
+            transcript = self._consume(run, transcript, follower, to_the_end=True)
         finally:
             follower.close()
             if pidfd is not None:
@@ -239,7 +245,7 @@ class Supervisor:
     def _follow(self, run: _Run, record: RunRecord, follower: Follower,
                 pidfd: int | None) -> tuple[Transcript, str | None]:
         """Read the stream until the process is gone, enforcing the timeout and cancel."""
-        transcript = self._consume(run, Transcript(), follower.read_lines())
+        transcript = self._consume(run, Transcript(), follower)
         if pidfd is None:
             return transcript, None
         poll = select.poll()
@@ -262,17 +268,22 @@ class Supervisor:
             ready = {fd for fd, _ in poll.poll(timeout_ms)}
             if run.wake_fd in ready:
                 os.eventfd_read(run.wake_fd)
-            transcript = self._consume(run, transcript, follower.read_lines())
+            lines_before = transcript.lines
+            transcript = self._consume(run, transcript, follower)
+            if transcript.lines - lines_before >= _FLOOD_LINES:
+                # A flooding agent: let its output pile up a little, so that one read takes many
+                # lines instead of a wake-up (and a GIL round) per line.
+                time.sleep(_FLOOD_PAUSE_S)
             if pidfd in ready:
                 return transcript, stopped
 
-    def _consume(self, run: _Run, transcript: Transcript, lines: list[str]) -> Transcript:
+    def _consume(self, run: _Run, transcript: Transcript, follower: Follower, *, to_the_end: bool = False) -> Transcript:
         before = (transcript.session_id, transcript.tool, transcript.cost_usd, transcript.task_id)
-        parse = run.adapter.parse_line
-        for line in lines:
-            obs = parse(line)
-            if obs is not None:
-                transcript = fold(transcript, obs)
+        with self._parsing:
+            lines = follower.read_lines()
+            if to_the_end:
+                lines.append(follower.rest())
+            transcript = fold(transcript, filter(None, map(run.adapter.parse_line, lines)), len(lines))
         after = (transcript.session_id, transcript.tool, transcript.cost_usd, transcript.task_id)
         # One progress event per read, and only on change: a fast stream must not flood the daemon.
         if after != before:

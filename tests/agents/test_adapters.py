@@ -22,11 +22,8 @@ def request(kind: str = "claude", **kw: object) -> AgentRequest:
 
 def run(kind: str, lines: list[object], code: int | None = 0, stderr: str = "", stopped: str | None = None):
     adapter = adapter_for(kind)
-    t = Transcript()
-    for line in lines:
-        obs = adapter.parse_line(line if isinstance(line, str) else json.dumps(line))
-        if obs is not None:
-            t = fold(t, obs)
+    texts = [line if isinstance(line, str) else json.dumps(line) for line in lines]
+    t = fold(Transcript(), filter(None, map(adapter.parse_line, texts)))
     return conclude(adapter, t, Exit(code=code, stderr_tail=stderr, stopped=stopped, duration_s=1.5), NOW)
 
 
