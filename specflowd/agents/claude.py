@@ -29,6 +29,8 @@ _FLAGS = {
     "permission_mode": "--permission-mode",
     "resume_session_id": "--resume",
 }
+# init and result events have a subtype; assistant events matter when they use a tool.
+_KEYS = ('"subtype"', '"tool_use"')
 _SUBTYPES = {"error_max_turns": ErrorType.MAX_TURNS, "error_max_budget_usd": ErrorType.BUDGET_EXCEEDED}
 
 
@@ -73,4 +75,4 @@ def _assistant(event: dict[str, Any], session: str | None) -> Observation:
     return Observation(session_id=session, tool=tool, task_id=task, text=text, turn=True)
 
 
-ADAPTER = Adapter(kind="claude", argv=argv, parse_line=json_lines(parse_event))
+ADAPTER = Adapter(kind="claude", argv=argv, parse_line=json_lines(parse_event, _KEYS))

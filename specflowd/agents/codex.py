@@ -9,6 +9,7 @@ from specflowd.agents.result import AgentRequest
 from specflowd.agents.stream import Adapter, Final, Observation, common_flags, json_lines, string, task_in
 
 _TOOL_ITEMS = {"command_execution", "file_change", "mcp_tool_call", "web_search"}
+_KEYS = ('"thread.started"', '"turn.', '"error"', '"agent_message"', *(f'"{item}"' for item in _TOOL_ITEMS))
 
 
 def argv(req: AgentRequest, prompt_file: Path) -> list[str]:
@@ -52,4 +53,4 @@ def _item(item: dict[str, Any]) -> Observation | None:
     return None
 
 
-ADAPTER = Adapter(kind="codex", argv=argv, parse_line=json_lines(parse_event))
+ADAPTER = Adapter(kind="codex", argv=argv, parse_line=json_lines(parse_event, _KEYS))

@@ -21,6 +21,7 @@ from specflowd.agents.stream import (
 _STDIN_NOTE = "Follow the instructions given on standard input."
 _FLAGS = {"model": "--model", "resume_session_id": "--resume", "allowed_tools": "--allowed-tools"}
 _TURN_LIMIT = 53
+_KEYS = ('"init"', '"message"', '"tool_use"', '"error"', '"result"')  # tool results tell nothing
 
 
 def argv(req: AgentRequest, prompt_file: Path) -> list[str]:
@@ -49,5 +50,5 @@ def parse_event(event: dict[str, Any]) -> Observation | None:
     return None
 
 
-ADAPTER = Adapter(kind="gemini", argv=argv, parse_line=json_lines(parse_event),
+ADAPTER = Adapter(kind="gemini", argv=argv, parse_line=json_lines(parse_event, _KEYS),
                   exit_codes={_TURN_LIMIT: ErrorType.MAX_TURNS})

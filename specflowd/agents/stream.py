@@ -50,7 +50,6 @@ class Observation:
     text: str | None = None
     error: str | None = None
     final: Final | None = None
-    garbage: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +64,6 @@ class Transcript:
     text: str = ""
     error: str = ""
     final: Final | None = None
-    garbage: int = 0
     lines: int = 0
 
 
@@ -73,7 +71,7 @@ def fold(t: Transcript, observations: Iterable[Observation], lines: int = 0) -> 
     """The transcript after `observations` (read from `lines` lines), in order: later facts replace
     earlier ones, counts add up."""
     session_id, tool, task_id, cost_usd, text, final = t.session_id, t.tool, t.task_id, t.cost_usd, t.text, t.final
-    turns, garbage, errors = t.turns, t.garbage, [t.error] if t.error else []
+    turns, errors = t.turns, [t.error] if t.error else []
     for obs in observations:
         session_id = obs.session_id if obs.session_id is not None else session_id
         tool = obs.tool if obs.tool is not None else tool
@@ -82,12 +80,11 @@ def fold(t: Transcript, observations: Iterable[Observation], lines: int = 0) -> 
         text = obs.text if obs.text is not None else text
         final = obs.final if obs.final is not None else final
         turns += obs.turn
-        garbage += obs.garbage
         if obs.error:
             # Keep earlier errors too: a CLI often says why (usage limit, reset time) before it gives up.
             errors.append(obs.error)
     return Transcript(session_id=session_id, tool=tool, task_id=task_id, cost_usd=cost_usd, turns=turns,
-                      text=text, error="\n".join(errors)[-_ERROR_CHARS:], final=final, garbage=garbage,
+                      text=text, error="\n".join(errors)[-_ERROR_CHARS:], final=final,
                       lines=t.lines + lines)
 
 
@@ -160,13 +157,16 @@ def json_object(line: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def json_lines(parse_event: Callable[[dict[str, Any]], Observation | None]) -> Callable[[str], Observation | None]:
-    """A line parser for a JSONL stream: objects go to `parse_event`, other non-blank lines are garbage."""
+def json_lines(parse_event: Callable[[dict[str, Any]], Observation | None],
+               keys: tuple[str, ...]) -> Callable[[str], Observation | None]:
+    """A line parser for a JSONL stream. Only lines holding one of `keys` can tell anything, and
+    only those are decoded: most of a stream is text and tool output, and decoding every line would
+    cost the daemon most of its CPU when many agents stream at once. Other lines tell nothing."""
     def parse_line(line: str) -> Observation | None:
+        if not any(key in line for key in keys):
+            return None
         event = json_object(line)
-        if event is None:
-            return Observation(garbage=True) if line.strip() else None
-        return parse_event(event)
+        return parse_event(event) if event is not None else None
     return parse_line
 
 

@@ -110,8 +110,12 @@ def play(steps: list[dict[str, Any]], tool: Callable[[str, dict[str, Any]], None
         elif "tool" in step:
             tool(step["tool"], {})
         elif "events" in step:
+            # Like a real session: mostly text, every fourth a tool call (with its result).
             for i in range(step["events"]):
-                text({"seq": i})
+                if i % 4 == 3:
+                    tool("Read", {"seq": i})
+                else:
+                    text({"seq": i})
         elif "sleep" in step:
             time.sleep(step["sleep"])
         elif "wait_for_file" in step:
