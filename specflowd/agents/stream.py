@@ -64,12 +64,10 @@ class Transcript:
     text: str = ""
     error: str = ""
     final: Final | None = None
-    lines: int = 0
 
 
-def fold(t: Transcript, observations: Iterable[Observation], lines: int = 0) -> Transcript:
-    """The transcript after `observations` (read from `lines` lines), in order: later facts replace
-    earlier ones, counts add up."""
+def fold(t: Transcript, observations: Iterable[Observation]) -> Transcript:
+    """The transcript after `observations`, in order: later facts replace earlier ones, counts add up."""
     session_id, tool, task_id, cost_usd, text, final = t.session_id, t.tool, t.task_id, t.cost_usd, t.text, t.final
     turns, errors = t.turns, [t.error] if t.error else []
     for obs in observations:
@@ -84,8 +82,7 @@ def fold(t: Transcript, observations: Iterable[Observation], lines: int = 0) -> 
             # Keep earlier errors too: a CLI often says why (usage limit, reset time) before it gives up.
             errors.append(obs.error)
     return Transcript(session_id=session_id, tool=tool, task_id=task_id, cost_usd=cost_usd, turns=turns,
-                      text=text, error="\n".join(errors)[-_ERROR_CHARS:], final=final,
-                      lines=t.lines + lines)
+                      text=text, error="\n".join(errors)[-_ERROR_CHARS:], final=final)
 
 
 class Exit(BaseModel):

@@ -38,8 +38,6 @@ Post = Callable[[object], None]
 # The daemon's systemd handshake is not the agent's: a child that pinged the watchdog would lie.
 _DAEMON_ONLY = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
 _STDERR_TAIL = 4000
-_FLOOD_LINES = 256
-_FLOOD_PAUSE_S = 0.01
 
 
 def log_path(project: Path, orchestration: str, n: int, phase: str) -> Path:
@@ -120,27 +118,15 @@ class Supervisor:
     def start(self, run_id: str, request: AgentRequest, log: Path, *, orchestration: str = "") -> None:
         """Start a run without blocking: it waits for a pool slot, then spawns, in its own thread."""
         run = self._register(run_id, request.kind, orchestration)
-        threading.Thread(target=self._launch, args=(run, request, log), name=f"agent-{run_id}", daemon=True).start()
+        threading.Thread(target=self._guarded, args=(run, self._launch, run, request, log), name=f"agent-{run_id}",
+                         daemon=True).start()
 
     def adopt(self, record: RunRecord) -> None:
         """Take over a run a previous daemon started: follow it if alive, else read how it ended."""
         run = self._register(record.run_id, record.kind, record.orchestration)
         run.record = record
-        pidfd: int | None = None
-        with contextlib.suppress(ProcessLookupError):
-            pidfd = os.pidfd_open(record.pid)
-        # Checked after opening: the pidfd then pins this very process, not a later one with its pid.
-        if pidfd is not None and not is_alive(record.pid, record.start_time):
-            os.close(pidfd)
-            pidfd = None
-        if pidfd is not None:
-            if self._pool:
-                self._pool.occupy(record.run_id, record.orchestration)
-            self._post(RunStarted(run_id=record.run_id, pid=record.pid, start_time=record.start_time,
-                                  log_path=record.log_path, adopted=True))
-        follower = Follower(record.log_path, record.log_offset)
-        threading.Thread(target=self._finish_following, args=(run, follower, None, pidfd),
-                         name=f"agent-{record.run_id}", daemon=True).start()
+        threading.Thread(target=self._guarded, args=(run, self._adopt, run), name=f"agent-{record.run_id}",
+                         daemon=True).start()
 
     def cancel(self, run_id: str) -> bool:
         """Stop a run (waiting or running): SIGTERM to its group, SIGKILL after the grace period."""
@@ -169,24 +155,61 @@ class Supervisor:
             self._runs[run_id] = run
         return run
 
-    def _unregister(self, run: _Run) -> None:
+    def _unregister(self, run: _Run) -> bool:
+        """Drop the run from the table; False when it was dropped already (its end is reported once)."""
         with self._lock:
             if self._runs.get(run.run_id) is not run:
-                return
+                return False
             del self._runs[run.run_id]
             os.close(run.wake_fd)
         if self._pool:
             self._pool.release(run.run_id)
+        return True
+
+    def _end(self, run: _Run, event: RunFinished | RunInterrupted) -> None:
+        if self._unregister(run):
+            self._post(event)
+
+    def _finish(self, run: _Run, result: AgentResult) -> None:
+        self._end(run, RunFinished(run_id=run.run_id, result=result))
+
+    def _guarded(self, run: _Run, body: Callable[..., None], *args: object) -> None:
+        """Run a run's thread body; whatever goes wrong, the run ends with a result and leaves nothing behind."""
+        try:
+            body(*args)
+        except Exception as e:
+            if run.record is not None:
+                _signal_group(run.record.pid, signal.SIGKILL)
+            self._finish(run, AgentResult(ok=False, error_type=ErrorType.PROCESS_FAILED,
+                                          stderr_tail=f"specflowd could not supervise the agent: {e!r}"))
 
     def _launch(self, run: _Run, request: AgentRequest, log: Path) -> None:
+        if self._pool and not self._pool.acquire(run.run_id, run.orchestration, run.cancelled):
+            self._finish(run, AgentResult(ok=False, error_type=ErrorType.CANCELLED))
+            return
+        self._spawn(run, request, log)
+
+    def _adopt(self, run: _Run) -> None:
+        record = run.record
+        assert record is not None
         try:
-            if self._pool and not self._pool.acquire(run.run_id, run.orchestration, run.cancelled):
-                self._finish(run, AgentResult(ok=False, error_type=ErrorType.CANCELLED))
-                return
-            self._spawn(run, request, log)
-        except BaseException:
-            self._unregister(run)
-            raise
+            follower = Follower(record.log_path, record.log_offset)
+        except FileNotFoundError:
+            self._end(run, RunInterrupted(run_id=run.run_id, session_id=record.session_id, log_path=record.log_path))
+            return
+        pidfd: int | None = None
+        with contextlib.suppress(ProcessLookupError):
+            pidfd = os.pidfd_open(record.pid)
+        # Checked after opening: the pidfd then pins this very process, not a later one with its pid.
+        if pidfd is not None and not is_alive(record.pid, record.start_time):
+            os.close(pidfd)
+            pidfd = None
+        if pidfd is not None:
+            if self._pool:
+                self._pool.occupy(record.run_id, record.orchestration)
+            self._post(RunStarted(run_id=record.run_id, pid=record.pid, start_time=record.start_time,
+                                  log_path=record.log_path, adopted=True))
+        self._finish_following(run, follower, None, pidfd)
 
     def _spawn(self, run: _Run, request: AgentRequest, log: Path) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -234,9 +257,8 @@ class Supervisor:
             if pidfd is not None:
                 os.close(pidfd)
         if code is None and stopped is None and transcript.final is None:
-            self._post(RunInterrupted(run_id=run.run_id, session_id=transcript.session_id or record.session_id,
-                                      log_path=record.log_path))
-            self._unregister(run)
+            self._end(run, RunInterrupted(run_id=run.run_id, session_id=transcript.session_id or record.session_id,
+                                          log_path=record.log_path))
             return
         exit = Exit(code=code, stopped=stopped, stderr_tail=_stderr_tail(record.stderr_path),
                     duration_s=round(time.time() - record.started_at, 3))
@@ -268,12 +290,7 @@ class Supervisor:
             ready = {fd for fd, _ in poll.poll(timeout_ms)}
             if run.wake_fd in ready:
                 os.eventfd_read(run.wake_fd)
-            lines_before = transcript.lines
             transcript = self._consume(run, transcript, follower)
-            if transcript.lines - lines_before >= _FLOOD_LINES:
-                # A flooding agent: let its output pile up a little, so that one read takes many
-                # lines instead of a wake-up (and a GIL round) per line.
-                time.sleep(_FLOOD_PAUSE_S)
             if pidfd in ready:
                 return transcript, stopped
 
@@ -283,7 +300,7 @@ class Supervisor:
             lines = follower.read_lines()
             if to_the_end:
                 lines.append(follower.rest())
-            transcript = fold(transcript, filter(None, map(run.adapter.parse_line, lines)), len(lines))
+            transcript = fold(transcript, filter(None, map(run.adapter.parse_line, lines)))
         after = (transcript.session_id, transcript.tool, transcript.cost_usd, transcript.task_id)
         # One progress event per read, and only on change: a fast stream must not flood the daemon.
         if after != before:
@@ -293,6 +310,3 @@ class Supervisor:
             self._post(RunProgress(run_id=run.run_id, session_id=session, tool=tool, cost_usd=cost, task_id=task))
         return transcript
 
-    def _finish(self, run: _Run, result: AgentResult) -> None:
-        self._unregister(run)
-        self._post(RunFinished(run_id=run.run_id, result=result))

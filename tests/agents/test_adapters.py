@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from specflowd.agents.registry import adapter_for
 from specflowd.agents.result import AgentRequest, ErrorType
-from specflowd.agents.stream import Exit, Transcript, conclude, fold
+from specflowd.agents.stream import Exit, Final, Observation, Transcript, conclude, fold
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 PROMPT = "implement T001 with a secret prompt"
@@ -164,3 +166,16 @@ def test_command_json_result_line() -> None:
 def test_command_kind_requires_a_command() -> None:
     with pytest.raises(ValueError, match="needs a command"):
         request("command")
+
+
+observations = st.builds(
+    Observation, session_id=st.none() | st.sampled_from(["a", "b"]), tool=st.none() | st.sampled_from(["Read", "Bash"]),
+    task_id=st.none() | st.sampled_from(["T001", "T002"]), cost_usd=st.none() | st.floats(0, 5), turn=st.booleans(),
+    text=st.none() | st.text(max_size=5), error=st.none() | st.text(min_size=1, max_size=5),
+    final=st.none() | st.builds(Final, ok=st.booleans()))
+
+
+@given(st.lists(observations, max_size=30), st.integers(0, 30))
+def test_folding_in_chunks_is_folding_at_once(obs: list[Observation], cut: int) -> None:
+    # The supervisor folds one read at a time; where reads happen to split the stream must not matter.
+    assert fold(fold(Transcript(), obs[:cut]), obs[cut:]) == fold(Transcript(), obs)

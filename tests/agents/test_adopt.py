@@ -98,3 +98,22 @@ def test_a_reused_pid_is_not_mistaken_for_the_run(repo: Path, harness: Harness) 
                        stderr_path=log.with_suffix(".stderr"), started_at=0, timeout_s=60)
     harness.supervisor.adopt(record)
     assert harness.next(RunInterrupted, "r1").session_id == "s-9"
+
+
+def test_an_adopted_run_can_be_cancelled(fake_bin: Path, repo: Path, scenario, harness: Harness) -> None:
+    scenario(steps=[{"tool": "Read"}, {"hang": True, "ignore_term": True}])
+    record = crashed_daemon(repo, log_path(repo, "o1", 1, "implement"))
+    harness.supervisor.adopt(record)
+    harness.next(RunStarted, "r1")
+    assert harness.supervisor.cancel("r1")
+    result = harness.result("r1")
+    assert result.error_type == "cancelled" and result.session_id == record.session_id
+    wait_for(lambda: not is_alive(record.pid, record.start_time), message="the adopted agent to die")
+
+
+def test_a_run_without_a_log_is_interrupted(repo: Path, harness: Harness) -> None:
+    log = log_path(repo, "o1", 1, "implement")
+    record = RunRecord(run_id="r1", kind="claude", pid=os.getpid(), start_time=1, log_path=log,
+                       stderr_path=log.with_suffix(".stderr"), started_at=0, timeout_s=60, session_id="s-1")
+    harness.supervisor.adopt(record)
+    assert harness.next(RunInterrupted, "r1").session_id == "s-1"

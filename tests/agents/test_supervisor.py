@@ -124,6 +124,12 @@ def test_timeout_and_cancel_kill_the_whole_group(fake_bin: Path, repo: Path, sce
     assert not run.cancel("r1")
 
 
+def test_a_run_that_cannot_be_set_up_still_ends_with_a_result(repo: Path, harness: Harness) -> None:
+    result = harness.run(req(repo), repo / "README.md" / "1-implement.jsonl")
+    assert result.error_type is ErrorType.PROCESS_FAILED and "could not supervise" in result.stderr_tail
+    assert harness.supervisor.record("r1") is None
+
+
 def test_missing_program_is_a_failed_process(repo: Path, harness: Harness) -> None:
     result = harness.run(req(repo, command=["/nonexistent/claude"]), log_path(repo, "o1", 1, "implement"))
     assert result.error_type is ErrorType.PROCESS_FAILED and "nonexistent" in result.stderr_tail
