@@ -214,8 +214,10 @@ class Supervisor:
     def _spawn(self, run: _Run, request: AgentRequest, log: Path) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         prompt = log.with_suffix(".prompt.md")
-        prompt.write_text(request.prompt)
         stderr = log.with_suffix(".stderr")
+        # Prompts and transcripts may quote secrets from the project: readable by the user only.
+        with open(os.open(prompt, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "w") as f:
+            f.write(request.prompt)
         out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         err = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         stdin = os.open(prompt if run.adapter.prompt_on_stdin else os.devnull, os.O_RDONLY | os.O_CLOEXEC)

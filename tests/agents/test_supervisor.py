@@ -89,6 +89,20 @@ def test_claude_error_types(fake_bin: Path, repo: Path, scenario, harness: Harne
     assert not result.ok and result.error_type is expected, result
 
 
+@pytest.mark.parametrize(("kind", "options"), [
+    ("claude", {"model": "sonnet", "fallback_model": "haiku", "allowed_tools": ["Read", "Edit"],
+                "disallowed_tools": ["AskUserQuestion"], "max_turns": 50, "max_budget_usd": 5.0,
+                "append_system_prompt": "Mark tasks as you go.", "permission_mode": "acceptEdits"}),
+    ("codex", {"model": "gpt-5-codex", "permission_mode": "bypassPermissions"}),
+    ("gemini", {"model": "gemini-2.5-pro", "allowed_tools": ["write_file"]}),
+])
+def test_every_flag_the_adapters_pass_is_one_the_cli_knows(fake_bin: Path, repo: Path, scenario, harness: Harness,
+                                                            kind: str, options: dict) -> None:
+    scenario()
+    result = harness.run(req(repo, kind, **options), log_path(repo, "o1", 1, "implement"))
+    assert result.ok, result.stderr_tail
+
+
 def test_usage_limit_gives_reset_time(fake_bin: Path, repo: Path, scenario, harness: Harness) -> None:
     scenario(outcome="usage_limit", reset=1767225600)
     result = harness.run(req(repo), log_path(repo, "o1", 1, "implement"))
