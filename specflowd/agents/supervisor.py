@@ -229,8 +229,8 @@ class Supervisor:
                                     env=child_env(os.environ, request.env), stdin=stdin, stdout=out, stderr=err,
                                     start_new_session=True)
         except OSError as e:
-            follower.close()
             self._finish(run, AgentResult(ok=False, error_type=ErrorType.PROCESS_FAILED, stderr_tail=str(e)))
+            follower.close()
             return
         finally:
             for fd in (out, err, stdin):
@@ -245,19 +245,25 @@ class Supervisor:
 
     def _finish_following(self, run: _Run, follower: Follower, proc: subprocess.Popen[bytes] | None,
                           pidfd: int | None) -> None:
-        record = run.record
-        assert record is not None
         try:
-            transcript, stopped = self._follow(run, record, follower, pidfd)
-            # Kill what the agent left behind in its group before reaping: the group id cannot be
-            # reused while the leader is a zombie.
-            _signal_group(record.pid, signal.SIGKILL)
-            code = proc.wait() if proc else None
-            transcript = self._consume(run, transcript, follower, to_the_end=True)
+            self._follow_to_the_end(run, follower, proc, pidfd)
         finally:
+            # Closing an inotify instance waits for an RCU grace period (often 10-20 ms): only once
+            # the run's end has been reported.
             follower.close()
             if pidfd is not None:
                 os.close(pidfd)
+
+    def _follow_to_the_end(self, run: _Run, follower: Follower, proc: subprocess.Popen[bytes] | None,
+                           pidfd: int | None) -> None:
+        record = run.record
+        assert record is not None
+        transcript, stopped = self._follow(run, record, follower, pidfd)
+        # Kill what the agent left behind in its group before reaping: the group id cannot be
+        # reused while the leader is a zombie.
+        _signal_group(record.pid, signal.SIGKILL)
+        code = proc.wait() if proc else None
+        transcript = self._consume(run, transcript, follower, to_the_end=True)
         if code is None and stopped is None and transcript.final is None:
             self._end(run, RunInterrupted(run_id=run.run_id, session_id=transcript.session_id or record.session_id,
                                           log_path=record.log_path))
