@@ -49,8 +49,8 @@ def _item(item: dict[str, Any]) -> Observation | None:
         return Observation(text=string(item, "text"))
     if kind in _TOOL_ITEMS:
         name = string(item, "tool") or kind
-        return Observation(tool=name, task_id=task_in(item.get("command") or item.get("arguments") or ""))
+        return Observation(tool=name, task_id=task_in(item.get("command")))
     return None
 
 
-ADAPTER = Adapter(kind="codex", argv=argv, parse_line=json_lines(parse_event, _KEYS))
+ADAPTER = Adapter(kind="codex", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS)

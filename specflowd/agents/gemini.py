@@ -37,7 +37,7 @@ def parse_event(event: dict[str, Any]) -> Observation | None:
     if kind == "message" and event.get("role") == "assistant":
         return Observation(text=string(event, "content"))
     if kind == "tool_use":
-        return Observation(tool=string(event, "tool_name") or "tool", task_id=task_in(event.get("parameters") or ""),
+        return Observation(tool=string(event, "tool_name") or "tool", task_id=task_in(event.get("parameters")),
                            turn=True)
     if kind == "error":
         return Observation(error=str(event.get("message") or event.get("error") or "error"))
@@ -50,5 +50,5 @@ def parse_event(event: dict[str, Any]) -> Observation | None:
     return None
 
 
-ADAPTER = Adapter(kind="gemini", argv=argv, parse_line=json_lines(parse_event, _KEYS),
+ADAPTER = Adapter(kind="gemini", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS,
                   exit_codes={_TURN_LIMIT: ErrorType.MAX_TURNS})

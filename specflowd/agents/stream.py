@@ -104,6 +104,9 @@ class Adapter:
     prompt_on_stdin: bool = True
     needs_final: bool = True  # success requires the CLI's result event, not only exit 0
     exit_codes: Mapping[int, ErrorType] = field(default_factory=dict)
+    # Only lines holding one of these can tell anything (empty: every line can). Most of a stream
+    # is text and tool output; the supervisor does not even decode those lines.
+    keys: tuple[str, ...] = ()
 
 
 def conclude(adapter: Adapter, t: Transcript, exit: Exit, now: datetime) -> AgentResult:
@@ -154,14 +157,9 @@ def json_object(line: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def json_lines(parse_event: Callable[[dict[str, Any]], Observation | None],
-               keys: tuple[str, ...]) -> Callable[[str], Observation | None]:
-    """A line parser for a JSONL stream. Only lines holding one of `keys` can tell anything, and
-    only those are decoded: most of a stream is text and tool output, and decoding every line would
-    cost the daemon most of its CPU when many agents stream at once. Other lines tell nothing."""
+def json_lines(parse_event: Callable[[dict[str, Any]], Observation | None]) -> Callable[[str], Observation | None]:
+    """A line parser for a JSONL stream: objects go to `parse_event`; anything else tells nothing."""
     def parse_line(line: str) -> Observation | None:
-        if not any(key in line for key in keys):
-            return None
         event = json_object(line)
         return parse_event(event) if event is not None else None
     return parse_line
@@ -172,9 +170,13 @@ def string(event: dict[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def task_in(value: object) -> str | None:
-    """The task id an agent's tool call names (`specflowd mark T012`, `Specflow-Task: T012`)."""
-    m = _TASK.search(value if isinstance(value, str) else json.dumps(value))
+def task_in(tool_input: object) -> str | None:
+    """The task id a shell command names (`specflowd mark T012`, a commit with `Specflow-Task: T012`).
+
+    Only commands are looked at: that is where an agent marks or commits, and serialising every
+    tool input to search it would cost more than the rest of the line's parsing."""
+    command = tool_input.get("command") if isinstance(tool_input, dict) else tool_input
+    m = _TASK.search(command) if isinstance(command, str) else None
     return m.group(1).rstrip(".") if m else None
 
 

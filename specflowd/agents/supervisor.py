@@ -193,7 +193,7 @@ class Supervisor:
         record = run.record
         assert record is not None
         try:
-            follower = Follower(record.log_path, record.log_offset)
+            follower = Follower(record.log_path, record.log_offset, run.adapter.keys)
         except FileNotFoundError:
             self._end(run, RunInterrupted(run_id=run.run_id, session_id=record.session_id, log_path=record.log_path))
             return
@@ -222,7 +222,7 @@ class Supervisor:
         err = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         stdin = os.open(prompt if run.adapter.prompt_on_stdin else os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         offset = os.fstat(out).st_size
-        follower = Follower(log, offset)  # watching before the child exists: no write is missed
+        follower = Follower(log, offset, run.adapter.keys)  # watching before the child exists: no write is missed
         began = time.monotonic()
         try:
             proc = subprocess.Popen(run.adapter.argv(request, prompt), cwd=request.cwd,

@@ -25,6 +25,8 @@ def request(kind: str = "claude", **kw: object) -> AgentRequest:
 def run(kind: str, lines: list[object], code: int | None = 0, stderr: str = "", stopped: str | None = None):
     adapter = adapter_for(kind)
     texts = [line if isinstance(line, str) else json.dumps(line) for line in lines]
+    # What the supervisor's follower hands over: only lines holding one of the adapter's keys.
+    texts = [line for line in texts if not adapter.keys or any(key in line for key in adapter.keys)]
     t = fold(Transcript(), filter(None, map(adapter.parse_line, texts)))
     return conclude(adapter, t, Exit(code=code, stderr_tail=stderr, stopped=stopped, duration_s=1.5), NOW)
 
