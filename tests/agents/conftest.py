@@ -71,4 +71,6 @@ class Harness:
 
 @pytest.fixture
 def harness() -> Iterator[Harness]:
-    yield Harness()
+    h = Harness()
+    yield h
+    h.supervisor.close()

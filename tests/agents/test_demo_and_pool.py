@@ -72,6 +72,7 @@ def test_pool_runs_at_most_max_agents_first_come_first_served(repo: Path, tmp_pa
     assert not [e for e in harness.seen if isinstance(e, RunStarted) and e.run_id == "r3"]
     assert pool.state().running == [] and pool.state().waiting == []
     assert sum(isinstance(e, RunFinished) for e in harness.seen) == 4
+    harness.supervisor.close()
 
 
 def test_session_policy() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from specflowd.agents import registry
 from specflowd.agents.result import AgentRequest, ErrorType, RunFinished, RunProgress, RunStarted
 from specflowd.agents.supervisor import log_path, specflow_env
 from tests.agents.conftest import Harness
@@ -185,3 +187,25 @@ def test_command_kind_with_aider_style_exit_code(repo: Path, harness: Harness) -
     assert failed.error_type is ErrorType.PROCESS_FAILED and failed.stderr_tail == "nope\n"
     assert failed.exit_code == 3
     assert not any(isinstance(e, RunFinished) and e.run_id not in ("a", "b") for e in harness.seen)
+
+
+def test_a_failing_run_does_not_disturb_the_others(repo: Path, harness: Harness,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    command = registry.ADAPTERS["command"]
+
+    def parse_line(line: str):
+        if "boom" in line:
+            raise RuntimeError("adapter bug")
+        return command.parse_line(line)
+
+    monkeypatch.setitem(registry.ADAPTERS, "command", dataclasses.replace(command, parse_line=parse_line))
+    slow = req(repo, "command", command=["sh", "-c", "sleep 0.3; echo fine"])
+    bad = req(repo, "command", command=["sh", "-c", "echo boom; sleep 60"])
+    harness.supervisor.start("slow", slow, log_path(repo, "o1", 1, "implement"))
+    harness.supervisor.start("bad", bad, log_path(repo, "o2", 1, "implement"))
+    bad_started = harness.next(RunStarted, "bad")
+    failed = harness.result("bad")
+    assert failed.error_type is ErrorType.PROCESS_FAILED and "adapter bug" in failed.stderr_tail
+    assert_reaped(bad_started.pid)
+    assert live_group_members(bad_started.pid) == []
+    assert harness.result("slow").ok

@@ -9,24 +9,44 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from specflowd.agents.tail import Follower
+from specflowd.agents.tail import Follower, Inotify
 
 
-def test_partial_lines_wait_for_their_end_and_writes_wake_the_reader(tmp_path: Path) -> None:
+def test_partial_lines_wait_for_their_end(tmp_path: Path) -> None:
     log = tmp_path / "log.jsonl"
     log.write_bytes(b"old\n")
     follower = Follower(log, offset=4)
     try:
         with log.open("ab", buffering=0) as w:
             w.write(b"one\ntw")
-            assert select.select([follower], [], [], 5)[0] == [follower]
             assert follower.read_lines() == ["one"]
-            assert select.select([follower], [], [], 0)[0] == []  # read_lines drained the wake-ups
             w.write("o \u00e9\nthree".encode())
             assert follower.read_lines() == ["two \u00e9"]
             assert follower.rest() == "three"
     finally:
         follower.close()
+
+
+def test_one_inotify_tells_which_files_grew(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"")
+    b.write_bytes(b"")
+    inotify = Inotify()
+    try:
+        wa, wb = inotify.watch(a), inotify.watch(b)
+        with b.open("ab") as w:
+            w.write(b"x\n")
+        assert select.select([inotify], [], [], 5)[0] == [inotify]
+        assert inotify.fired() == {wb}
+        assert select.select([inotify], [], [], 0)[0] == []  # fired() drained the notices
+        inotify.unwatch(wb)
+        for path in (a, b):
+            with path.open("ab") as w:
+                w.write(b"y\n")
+        assert select.select([inotify], [], [], 5)[0] == [inotify]
+        assert inotify.fired() == {wa}
+    finally:
+        inotify.close()
 
 
 def test_keys_select_whole_lines_once(tmp_path: Path) -> None:
