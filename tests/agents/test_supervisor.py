@@ -209,3 +209,16 @@ def test_a_failing_run_does_not_disturb_the_others(repo: Path, harness: Harness,
     assert_reaped(bad_started.pid)
     assert live_group_members(bad_started.pid) == []
     assert harness.result("slow").ok
+
+
+@pytest.mark.parametrize("kind", ["codex", "gemini"])
+def test_codex_and_gemini_resume_their_sessions(fake_bin: Path, repo: Path, scenario, harness: Harness,
+                                                kind: str) -> None:
+    scenario()
+    first = harness.run(req(repo, kind), log_path(repo, "o1", 1, "implement"), run_id="a")
+    again = harness.run(req(repo, kind, resume_session_id=first.session_id), log_path(repo, "o1", 2, "implement"),
+                        run_id="b")
+    unknown = harness.run(req(repo, kind, resume_session_id="0000-gone"), log_path(repo, "o1", 3, "implement"),
+                          run_id="c")
+    assert again.ok and again.session_id == first.session_id
+    assert unknown.error_type is ErrorType.INVALID_SESSION
