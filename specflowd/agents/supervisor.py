@@ -257,15 +257,15 @@ class Supervisor:
     def _adopt(self, run: _Run) -> None:
         record = run.record
         assert record is not None
+        if not record.log_path.exists():
+            self._end(run, RunInterrupted(run_id=run.run_id, session_id=record.session_id, log_path=record.log_path))
+            return
         with contextlib.suppress(ProcessLookupError):
             run.pidfd = os.pidfd_open(record.pid)
         # Checked after opening: the pidfd then pins this very process, not a later one with its pid.
         if run.pidfd is not None and not is_alive(record.pid, record.start_time):
             os.close(run.pidfd)
             run.pidfd = None
-        if not record.log_path.exists():
-            self._end(run, RunInterrupted(run_id=run.run_id, session_id=record.session_id, log_path=record.log_path))
-            return
         if run.pidfd is None:
             # Gone while no daemon watched: its log says how it ended, if it got that far.
             run.follower = Follower(record.log_path, record.log_offset, run.adapter.keys)
