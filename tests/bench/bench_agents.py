@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Supervision figures, run by hand: `python3 tests/bench/bench_agents.py [--runs 200] [--agents 16]`.
 
-1. Overhead over N runs of an agent that exits at once: run -> the child's first byte (child clock),
-   first byte -> progress event in the event loop, child's exit -> result in the event loop.
-2. M fake `claude` agents streaming K stream-json events each at once: every log is checked for
-   lost or reordered events, and the supervising process's CPU time per 1,000 events is reported,
-   with how late a 5 ms timer in the "event loop" fires meanwhile (GIL pressure).
+1. Overhead over N runs of an agent (sh) that exits at once: run -> the child's first byte (the
+   child's clock, taken with `date`, which itself costs ~1.5 ms), first byte -> progress event in
+   the event loop, child's exit (its clock) -> result in the event loop.
+2. M fake `claude` agents streaming K events each at once (1 in 4 a tool call with its result):
+   every log is checked for lost or reordered events, and the supervising process's CPU time per
+   1,000 stream-json lines is reported, with how late a 5 ms timer in another thread of the
+   supervising process fires meanwhile (GIL pressure). The fakes are CPU-bound Python and saturate
+   a small machine; on 2 cores, one busy Python thread next to 16 CPU burners already makes such a
+   timer ~40 ms late at p99, so read that row as an upper bound for real, mostly idle agents.
 """
 
 from __future__ import annotations
