@@ -20,12 +20,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from specflowd.agents.pool import Pool
+from specflowd.agents.process import child_env, is_alive, process_start_time, signal_group
 from specflowd.agents.registry import adapter_for
 from specflowd.agents.result import (
     AgentRequest,
@@ -43,46 +44,11 @@ from specflowd.agents.tail import Follower, Inotify
 Post = Callable[[object], None]
 _log = logging.getLogger(__name__)
 
-# The daemon's systemd handshake is not the agent's: a child that pinged the watchdog would lie.
-_DAEMON_ONLY = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
 _STDERR_TAIL = 4000
 
 
 def log_path(project: Path, orchestration: str, n: int, phase: str) -> Path:
     return project / ".specflow" / "logs" / orchestration / f"{n}-{phase}.jsonl"
-
-
-def specflow_env(*, project: Path, spec: str, orchestration: str, tasks: Iterable[str], inbox: Path) -> dict[str, str]:
-    """The variables of SPEC §9; task ids are space-separated for shell loops."""
-    return {"SPECFLOW_PROJECT": str(project), "SPECFLOW_SPEC": spec, "SPECFLOW_ORCHESTRATION": orchestration,
-            "SPECFLOW_TASKS": " ".join(tasks), "SPECFLOW_INBOX": str(inbox)}
-
-
-def child_env(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in _DAEMON_ONLY}
-    env.update(extra)
-    return env
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: count from the last ")".
-    fields = data[data.rindex(b")") + 2:].split()
-    return fields[0].decode(), int(fields[19])
-
-
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat: with the pid, it names one process across pid reuse."""
-    stat = _stat(pid)
-    return stat[1] if stat else None
-
-
-def is_alive(pid: int, start_time: int) -> bool:
-    stat = _stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X") and stat[1] == start_time
 
 
 def _stderr_tail(path: Path) -> str:
@@ -92,11 +58,6 @@ def _stderr_tail(path: Path) -> str:
             return f.read().decode("utf-8", "replace")[-_STDERR_TAIL:]
     except OSError:
         return ""
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 class _Run:
@@ -206,7 +167,7 @@ class Supervisor:
     def _fail(self, run: _Run, error: Exception) -> None:
         """Whatever went wrong, the run ends with a result and leaves nothing running."""
         if run.record is not None:
-            _signal_group(run.record.pid, signal.SIGKILL)
+            signal_group(run.record.pid, signal.SIGKILL)
         if run.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 run.proc.wait(timeout=self._grace_s)  # no zombie, even here
@@ -347,10 +308,10 @@ class Supervisor:
         assert record is not None
         if run.stopped is None and (run.cancelled.is_set() or now >= run.deadline):
             run.stopped = "cancelled" if run.cancelled.is_set() else "timeout"
-            _signal_group(record.pid, signal.SIGTERM)
+            signal_group(record.pid, signal.SIGTERM)
             run.kill_at = now + self._grace_s
         if run.kill_at is not None and now >= run.kill_at:
-            _signal_group(record.pid, signal.SIGKILL)
+            signal_group(record.pid, signal.SIGKILL)
             run.kill_at = None
 
     def _stop_following(self, run: _Run, poll: select.poll, by_pidfd: dict[int, _Run], by_wd: dict[int, _Run]) -> None:
@@ -373,7 +334,7 @@ class Supervisor:
         assert record is not None
         # Kill what the agent left behind in its group before reaping: the group id cannot be
         # reused while the leader is a zombie.
-        _signal_group(record.pid, signal.SIGKILL)
+        signal_group(record.pid, signal.SIGKILL)
         self._conclude(run, code=run.proc.wait() if run.proc else None)
 
     def _conclude(self, run: _Run, code: int | None) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from specflowd.agents.registry import adapter_for
@@ -177,6 +177,7 @@ observations = st.builds(
     final=st.none() | st.builds(Final, ok=st.booleans()))
 
 
+@settings(deadline=None)  # timing is not what is tested
 @given(st.lists(observations, max_size=30), st.integers(0, 30))
 def test_folding_in_chunks_is_folding_at_once(obs: list[Observation], cut: int) -> None:
     # The supervisor folds one read at a time; where reads happen to split the stream must not matter.

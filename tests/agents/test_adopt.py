@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from specflowd.agents.process import is_alive
 from specflowd.agents.result import AgentRequest, RunFinished, RunInterrupted, RunRecord, RunStarted
-from specflowd.agents.supervisor import is_alive, log_path
+from specflowd.agents.supervisor import log_path
 from tests.agents.conftest import Harness
 from tests.conftest import git, wait_for
 

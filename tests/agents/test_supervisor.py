@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from specflowd.agents import registry
+from specflowd.agents.process import specflow_env
 from specflowd.agents.result import AgentRequest, ErrorType, RunFinished, RunProgress, RunStarted
-from specflowd.agents.supervisor import log_path, specflow_env
+from specflowd.agents.supervisor import log_path
 from tests.agents.conftest import Harness
 from tests.conftest import git, wait_for
 
