@@ -74,3 +74,16 @@ def harness() -> Iterator[Harness]:
     h = Harness()
     yield h
     h.supervisor.close()
+
+
+@pytest.fixture
+def recording_specflowd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `specflowd` first on PATH that only records its arguments, one call per line, and succeeds."""
+    d = tmp_path / "recording-bin"
+    d.mkdir()
+    calls = tmp_path / "specflowd-calls"
+    shim = d / "specflowd"
+    shim.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{d}{os.pathsep}{os.environ['PATH']}")
+    return calls

@@ -31,6 +31,15 @@ def test_demo_agent_does_each_open_task_in_git(repo: Path, harness: Harness) -> 
     assert (repo / "specflow-demo" / "T001.md").read_text() == "# T001\n\nCreate the model\n"
 
 
+def test_demo_marks_each_task_with_its_commit(repo: Path, harness: Harness, recording_specflowd: Path) -> None:
+    request = AgentRequest(kind="command", command=[sys.executable, "-m", "specflowd.agents.demo"], prompt=TASKS,
+                           cwd=repo)
+    assert harness.run(request, log_path(repo, "o1", 1, "implement")).ok
+    shas = git(repo, "log", "--format=%H", "-2").split()[::-1]
+    assert recording_specflowd.read_text().splitlines() == [
+        f"mark T001 --done --evidence {shas[0]}", f"mark T003 --done --evidence {shas[1]}"]
+
+
 def test_demo_reports_a_failed_step(repo: Path, harness: Harness) -> None:
     (repo / ".git" / "hooks" / "pre-commit").write_text("#!/bin/sh\necho refused >&2\nexit 1\n")
     (repo / ".git" / "hooks" / "pre-commit").chmod(0o755)

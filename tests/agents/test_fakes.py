@@ -65,3 +65,13 @@ def test_codex_and_gemini_resume_unknown_sessions_fail(fake_bin: Path, repo: Pat
     gemini = cli("gemini", "-p", "x", "--output-format", "stream-json", "--resume", "nope", cwd=repo)
     assert codex.returncode == 1 and "no rollout found" in codex.stderr
     assert gemini.returncode == 1 and "Invalid session identifier" in gemini.stderr
+
+
+def test_fake_marks_a_task_with_specflowd(fake_bin: Path, repo: Path, scenario, recording_specflowd: Path) -> None:
+    scenario(steps=[{"write": "a.py", "content": ""}, {"commit": "Add a", "task": "T001"}, {"mark": "T001"}])
+    r = cli("claude", "-p", "--output-format", "stream-json", "--verbose", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    assert recording_specflowd.read_text() == f"mark T001 --done --evidence {sha} --now\n"
+    uses = [e["message"]["content"][0] for e in events(r.stdout) if e["type"] == "assistant"]
+    assert uses[-1]["input"]["command"] == f"specflowd mark T001 --done --evidence {sha} --now"
