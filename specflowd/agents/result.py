@@ -38,9 +38,9 @@ class AgentRequest(BaseModel):
     fallback_model: str | None = None
     allowed_tools: list[str] = Field(default_factory=list)
     disallowed_tools: list[str] = Field(default_factory=list)
-    max_turns: int | None = None
-    max_budget_usd: float | None = None
-    timeout_s: float = 3600.0
+    max_turns: int | None = Field(default=None, ge=1)
+    max_budget_usd: float | None = Field(default=None, gt=0)
+    timeout_s: float = Field(default=3600.0, gt=0)
     resume_session_id: str | None = None
     fork_session: bool = False
     append_system_prompt: str | None = None

@@ -170,6 +170,12 @@ def test_command_kind_requires_a_command() -> None:
         request("command")
 
 
+@pytest.mark.parametrize("bad", [{"timeout_s": 0}, {"max_turns": 0}, {"max_budget_usd": -1}])
+def test_requests_refuse_limits_that_cannot_be_met(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        request(**bad)
+
+
 observations = st.builds(
     Observation, session_id=st.none() | st.sampled_from(["a", "b"]), tool=st.none() | st.sampled_from(["Read", "Bash"]),
     task_id=st.none() | st.sampled_from(["T001", "T002"]), cost_usd=st.none() | st.floats(0, 5), turn=st.booleans(),
