@@ -18,6 +18,14 @@ COMMANDS: dict[str, str] = {
     "plan": "plan",
     "mark": "mark",
     "log": "log",
+    "run": "run",
+    "start": "start",
+    "pause": "pause",
+    "resume": "resume",
+    "cancel": "cancel",
+    "merge": "merge",
+    "recover": "recover",
+    "schema": "schema",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -26,6 +34,14 @@ SHORT_HELP: dict[str, str] = {
     "plan": "Show the batches that would run, without running anything.",
     "mark": "Mark tasks done, pending, in progress, skipped or blocked.",
     "log": "Show the progress feed read from the design-docs branch.",
+    "run": "Run the daemon in the foreground (what systemd runs).",
+    "start": "Ask the daemon to start an orchestration of a spec.",
+    "pause": "Ask the daemon to pause an orchestration.",
+    "resume": "Ask the daemon to resume a paused orchestration.",
+    "cancel": "Ask the daemon to cancel an orchestration.",
+    "merge": "Ask the daemon to merge an orchestration waiting for it.",
+    "recover": "Decide how an orchestration that needs attention goes on.",
+    "schema": "Print the JSON Schemas of requests, responses and state.",
 }
 
 
