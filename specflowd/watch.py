@@ -55,7 +55,7 @@ class InboxHandler(FileSystemEventHandler):
         self.post = post
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory and event.event_type != "moved" or event.event_type not in _ARRIVALS:
+        if event.event_type not in _ARRIVALS:  # folders too: they are answered `not_regular_file`
             return
         folder, name = os.path.split(_target(event))
         if folder == self.requests and is_request_name(name):
