@@ -57,10 +57,10 @@ class Site:
 
 
 class Daemon:
-    def __init__(self, projects: list[Project], observer: str = "inotify") -> None:
+    def __init__(self, projects: list[Project], notifier: Notifier, observer: str = "inotify") -> None:
         self.loop = Loop()
         self.post = self.loop.post  # for components in other threads (the agent supervisor, ...)
-        self.notifier = Notifier.from_environ()
+        self.notifier = notifier
         self.uid = os.geteuid()
         self.answered = 0
         self.sites: dict[Path, Site] = {}

@@ -22,7 +22,9 @@ def command(paths: tuple[str, ...], log_level: str | None, observer: str) -> Non
     import sys
 
     from specflowd.daemon import Daemon, configure_logging, projects_to_serve
+    from specflowd.notify import Notifier
 
+    notifier = Notifier.from_environ()  # first: even the git run to find the projects must not inherit it
     configure_logging(log_level or os.environ.get("SPECFLOWD_LOG_LEVEL", "info"))
-    daemon = Daemon(projects_to_serve(list(paths)), observer=observer)
+    daemon = Daemon(projects_to_serve(list(paths)), notifier, observer=observer)
     sys.exit(daemon.run())
