@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specflowd import orchestrations, statefile
 from specflowd.designdocs import DesignDocs
@@ -15,6 +15,9 @@ from specflowd.progress import Mark, Status
 from specflowd.project import Project
 from specflowd.protocol import MarkRequest, OrchestrationRequest, RecoverRequest, StartRequest
 from specflowd.state import OrchestrationState, utcnow
+
+if TYPE_CHECKING:
+    from specflowd.runner import Runner
 
 
 @dataclass
@@ -33,30 +36,28 @@ class Served:
         return [s for s in self.states.values() if s.active]
 
 
-def execute(served: Served, request: Any, rid: str) -> dict[str, Any]:
+def execute(served: Served, request: Any, rid: str, runner: Runner) -> dict[str, Any]:
     """The result of a request, after its effect is on disk."""
     if isinstance(request, MarkRequest):
-        return _mark(served, request)
+        return _mark(served, request, runner)
     if isinstance(request, StartRequest):
-        return _start(served, request, rid)
+        return _start(served, request, rid, runner)
     assert isinstance(request, OrchestrationRequest | RecoverRequest)
     state = served.states.get(request.orchestration)
     if state is None:
         raise UserError(f"no orchestration {request.orchestration} in {served.project.root} "
                         f"(known: {', '.join(sorted(served.states)) or 'none'})",
                         code="unknown_orchestration", field="orchestration")
-    new = orchestrations.apply(state, request.action, utcnow(), getattr(request, "choice", None))
-    served.save(new)
-    return _summary(new)
+    return _summary(runner.request(served, state, request.action, getattr(request, "choice", None)))
 
 
-def _start(served: Served, request: StartRequest, rid: str) -> dict[str, Any]:
+def _start(served: Served, request: StartRequest, rid: str, runner: Runner) -> dict[str, Any]:
     served.docs.snapshot().task_file(request.spec)  # UserError(unknown_spec) when there is no such spec
     state = orchestrations.start(
         served.states.values(), new_id=_new_id(served.states), spec=request.spec, project=str(served.project.root),
         config=served.project.config, overrides=request.config, request_id=rid, now=utcnow())
     if state.id not in served.states:
-        served.save(state)
+        state = runner.start(served, state)
     return _summary(state)
 
 
@@ -72,7 +73,7 @@ def _summary(state: OrchestrationState) -> dict[str, Any]:
             "phase": state.phase.value}
 
 
-def _mark(served: Served, request: MarkRequest) -> dict[str, Any]:
+def _mark(served: Served, request: MarkRequest, runner: Runner) -> dict[str, Any]:
     active = served.active()
     hint = active[0].spec if len(active) == 1 else None
     spec = resolve_spec(served.docs, request.spec, hint)
@@ -80,4 +81,6 @@ def _mark(served: Served, request: MarkRequest) -> dict[str, Any]:
     marks = [Mark(t, Status(request.status), request.reason) for t in request.task_ids]
     outcome = mark(served.docs, spec, marks, orchestration=orchestration, evidence=request.evidence,
                    source="request")
+    if outcome.commit is not None:
+        runner.marked(served, spec)
     return outcome.as_dict()

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "merge": "merge",
     "recover": "recover",
     "schema": "schema",
+    "demo": "demo",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -49,6 +50,7 @@ SHORT_HELP: dict[str, str] = {
     "merge": "Ask the daemon to merge an orchestration waiting for it.",
     "recover": "Decide how an orchestration that needs attention goes on.",
     "schema": "Print the JSON Schemas of requests, responses and state.",
+    "demo": "Run the whole loop in a throw-away project with a built-in agent.",
 }
 
 

@@ -71,6 +71,15 @@ class Daemon:
             self._release()
             raise
         self.observer = make_observer(observer, self.post)
+        from specflowd.agents.pool import Pool
+        from specflowd.agents.supervisor import Supervisor
+        from specflowd.runner import Runner
+
+        # One pool for the whole daemon: the first project's setting (user config defaults apply).
+        first = next(iter(self.sites.values())).served.project
+        self.pool = Pool(first.config.pool.max_agents)
+        self.supervisor = Supervisor(self.post, pool=self.pool)
+        self.runner = Runner(self.loop, self.supervisor, {root: site.served for root, site in self.sites.items()})
         self.loop.on(InboxTouched, lambda e: self._handle(self.sites[e.root], e.name))
         self.loop.on(Rescan, lambda e: self.scan())
         self.loop.on(TaskListTouched, lambda e: self.sites[e.root].hand.touched(e.spec))
@@ -91,6 +100,8 @@ class Daemon:
         signal.signal(signal.SIGINT, lambda *_: self.loop.stop())
         signal.signal(signal.SIGHUP, lambda *_: self.post(Reload()))
         try:
+            for site in self.sites.values():
+                self.runner.restarted(site.served)  # adopt or resume what the last daemon left
             self.scan()  # what arrived while no daemon ran
             self.notifier.send("READY=1")
             self._status()
@@ -106,6 +117,7 @@ class Daemon:
             logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
             self.observer.stop()
             self.observer.join(timeout=3)
+            self.supervisor.close()  # agents keep running: the next daemon adopts them
             self._release()
             self.notifier.close()
         return 0
@@ -161,7 +173,7 @@ class Daemon:
         if isinstance(parsed, protocol.ErrorBody):
             return protocol.error_response(rid, parsed, utcnow())
         try:
-            result = actions.execute(site.served, parsed, rid)
+            result = actions.execute(site.served, parsed, rid, self.runner)
         except UserError as e:
             code = e.code if e.code in protocol.ERROR_CODES else "invalid_field"
             return protocol.error_response(rid, protocol.ErrorBody(code=code, message=e.message, field=e.field),

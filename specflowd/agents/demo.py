@@ -38,8 +38,21 @@ def do_task(task: str, title: str, mark: bool) -> str:
     _run("git", "commit", "-q", "-m", f"{task}: {title or 'demo work'}", "-m", f"Specflow-Task: {task}")
     sha = _run("git", "rev-parse", "HEAD")
     if mark:
-        _run("specflowd", "mark", task, "--done", "--evidence", sha)
+        # --wait: the mark is committed before this run ends, so the batch is confirmed at once.
+        _run("specflowd", "mark", task, "--done", "--evidence", sha, "--wait", "30")
     return sha
+
+
+def fail_once(task: str) -> bool:
+    """`specflowd demo` makes one task fail the first time (a marker in the worktree's git dir
+    remembers), so that a healer run is seen finishing the batch."""
+    if os.environ.get("SPECFLOWD_DEMO_FAIL_ONCE") != task:
+        return False
+    marker = Path(_run("git", "rev-parse", "--git-dir")) / f"specflowd-demo-failed-{task}"
+    if marker.exists():
+        return False
+    marker.write_text("failed once\n")
+    return True
 
 
 def main(argv: list[str]) -> int:
@@ -50,6 +63,10 @@ def main(argv: list[str]) -> int:
     done: list[str] = []
     try:
         for task, title in tasks:
+            if fail_once(task):
+                print(json.dumps({"ok": False, "session_id": session, "cost_usd": COST_PER_TASK * len(done),
+                                  "turns": len(done), "result": f"{task}: the demo agent fails here once, on purpose"}))
+                return 1
             print(f"{task}: done in {do_task(task, title, mark)[:12]}", flush=True)
             done.append(task)
     except subprocess.CalledProcessError as e:
