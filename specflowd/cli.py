@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "recover": "recover",
     "schema": "schema",
     "demo": "demo",
+    "status": "status",
+    "list": "list",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -51,6 +53,8 @@ SHORT_HELP: dict[str, str] = {
     "recover": "Decide how an orchestration that needs attention goes on.",
     "schema": "Print the JSON Schemas of requests, responses and state.",
     "demo": "Run the whole loop in a throw-away project with a built-in agent.",
+    "status": "Show an orchestration's phase, batches, tasks, cost and decisions.",
+    "list": "List the project's orchestrations, one line each.",
 }
 
 

@@ -1,0 +1,28 @@
+"""`specflowd list`: every orchestration of the project, one line each."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
+def command(as_json: bool) -> None:
+    """One line per orchestration: id, spec, status, phase, batch, tasks, cost, time."""
+    from specflowd import project as projects
+    from specflowd.overview import one_line, summary
+    from specflowd.state import utcnow
+    from specflowd.statusview import load
+
+    project = projects.locate().require_initialized()
+    now = utcnow()
+    states = sorted(load(project, None).values(), key=lambda s: s.created_at)
+    if as_json:
+        click.echo(json.dumps([summary(s, now) for s in states], indent=2))
+        return
+    for s in states:
+        click.echo(one_line(summary(s, now)))
+    if not states:
+        click.echo("no orchestrations yet: start one with `specflowd start SPEC-ID`")

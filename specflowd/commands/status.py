@@ -1,0 +1,39 @@
+"""`specflowd status [ID]`: orchestrations' phase, batches, tasks, cost and last decisions."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.command("status")
+@click.argument("orchestration", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary (and, with ID, the state) as JSON.")
+@click.option("--watch", is_flag=True, help="Redraw live as the state changes (Ctrl-C stops).")
+def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
+    """Show one orchestration in detail, or every orchestration of this project. Works from the
+    state files alone; when they are gone, rebuilds them from the design-docs branch's history."""
+    from specflowd import project as projects
+    from specflowd.overview import details, summary
+    from specflowd.state import utcnow
+    from specflowd.statusview import load, watch_states
+
+    project = projects.locate().require_initialized()
+    states = load(project, orchestration)
+    if watch:
+        watch_states(project, orchestration)
+        return
+    now = utcnow()
+    chosen = [states[orchestration]] if orchestration else sorted(states.values(), key=lambda s: s.created_at)
+    if as_json:
+        out = [dict(summary(s, now), state=s.model_dump(mode="json")) if orchestration else summary(s, now)
+               for s in chosen]
+        click.echo(json.dumps(out[0] if orchestration else out, indent=2))
+        return
+    if not chosen:
+        click.echo("no orchestrations yet: start one with `specflowd start SPEC-ID`")
+        return
+    click.echo("\n\n".join(details(s, now) for s in chosen))
+    sys.stdout.flush()
