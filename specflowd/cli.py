@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "status": "status",
     "list": "list",
+    "fleet": "fleet",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -55,6 +56,7 @@ SHORT_HELP: dict[str, str] = {
     "demo": "Run the whole loop in a throw-away project with a built-in agent.",
     "status": "Show an orchestration's phase, batches, tasks, cost and decisions.",
     "list": "List the project's orchestrations, one line each.",
+    "fleet": "Every agent run across the projects the daemon serves.",
 }
 
 
