@@ -79,7 +79,8 @@ class Daemon:
         first = next(iter(self.sites.values())).served.project
         self.pool = Pool(first.config.pool.max_agents)
         self.supervisor = Supervisor(self.post, pool=self.pool)
-        self.runner = Runner(self.loop, self.supervisor, {root: site.served for root, site in self.sites.items()})
+        self.runner = Runner(self.loop, self.supervisor, {root: site.served for root, site in self.sites.items()},
+                             drain=self.scan)
         self.loop.on(InboxTouched, lambda e: self._handle(self.sites[e.root], e.name))
         self.loop.on(Rescan, lambda e: self.scan())
         self.loop.on(TaskListTouched, lambda e: self.sites[e.root].hand.touched(e.spec))

@@ -11,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -61,8 +62,13 @@ class WakeUp:
 class Runner:
     """Runs every orchestration of every served project through `machine.step`."""
 
-    def __init__(self, loop: Loop, supervisor: Supervisor, sites: dict[Path, Served]) -> None:
+    def __init__(self, loop: Loop, supervisor: Supervisor, sites: dict[Path, Served],
+                 drain: Callable[[], None] = lambda: None) -> None:
         self.loop = loop
+        # Answers the requests waiting in the inboxes. Called before a finished run is judged:
+        # its commits' hooks dropped their mark requests before it exited, and dual confirmation
+        # must see those marks, whether or not their inotify events were handled yet.
+        self.drain = drain
         self.supervisor = supervisor
         self.sites = sites
         self._verifies: dict[tuple[Path, str], subprocess.Popen[bytes]] = {}
@@ -251,6 +257,8 @@ class Runner:
             return
         served, state, n = found
         worktrees.unlock(served.project, state.spec)
+        self.drain()
+        state = served.states[state.id]
         run = _agent_run(state, n)
         self._step(served, state, machine.AgentFinished(
             now=utcnow(), run_n=n, result=_result(e.result, run), task_status=self.statuses(served, state)))
@@ -261,6 +269,8 @@ class Runner:
             return
         served, state, n = found
         worktrees.unlock(served.project, state.spec)
+        self.drain()
+        state = served.states[state.id]
         result = machine.RunResult(ok=False, error_type="process_failed", session_id=e.session_id,
                                    error="the agent ended while no daemon watched it, without a result",
                                    transcript_tail=_tail(e.log_path))

@@ -73,3 +73,15 @@ def task_statuses(trailers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return list(zip(tasks, statuses, strict=True))
     single = statuses[0] if len(statuses) == 1 else ""
     return [(t, single) for t in tasks]
+
+
+def commit_tasks(message: str) -> tuple[str | None, list[str]]:
+    """(spec, task ids) a code commit reports: every `Specflow-Task:` trailer, one id or a comma
+    list each, and the `Specflow-Spec:` trailer when there is one."""
+    trailers = parse_trailers(message)
+    tasks: list[str] = []
+    for key, value in trailers:
+        if key == "Task":
+            tasks += [t.strip() for t in value.replace(";", ",").split(",") if t.strip()]
+    spec = next((v for k, v in trailers if k == "Spec"), None)
+    return spec, list(dict.fromkeys(tasks))

@@ -35,8 +35,11 @@ def do_task(task: str, title: str, mark: bool) -> str:
     path.parent.mkdir(exist_ok=True)
     path.write_text(f"# {task}\n\n{title}\n")
     _run("git", "add", "--", str(path))
-    _run("git", "commit", "-q", "-m", f"{task}: {title or 'demo work'}", "-m", f"Specflow-Task: {task}")
-    sha = _run("git", "rev-parse", "HEAD")
+    if _run("git", "status", "--porcelain", "--", str(path)):
+        _run("git", "commit", "-q", "-m", f"{task}: {title or 'demo work'}", "-m", f"Specflow-Task: {task}")
+        sha = _run("git", "rev-parse", "HEAD")
+    else:  # done by an earlier run (a follow-up or a healer sees it again): nothing new to commit
+        sha = _run("git", "log", "-1", "--format=%H", "--", str(path))
     if mark:
         # --wait: the mark is committed before this run ends, so the batch is confirmed at once.
         _run("specflowd", "mark", task, "--done", "--evidence", sha, "--wait", "30")

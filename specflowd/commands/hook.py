@@ -32,3 +32,31 @@ def pre_commit() -> None:
     if failed:
         click.echo("specflowd: commit refused: fix the task list(s) above, or commit with --no-verify", err=True)
         sys.exit(1)
+
+
+@command.command("post-commit")
+def post_commit() -> None:
+    """Turn the new commit's `Specflow-Task:` trailers into one mark request (evidence: the commit).
+    Never fails the commit: with no daemon running, the request waits in the inbox."""
+    from pathlib import Path
+
+    from specflowd import project as projects
+    from specflowd.client import drop
+    from specflowd.commands.mark import spec_hint
+    from specflowd.gitstore import git
+    from specflowd.trailers import commit_tasks
+
+    cwd = Path.cwd()
+    project = projects.locate(cwd)
+    top = Path(git(cwd, "rev-parse", "--show-toplevel").strip()).resolve()
+    if top == project.design_docs or not project.requests.is_dir():
+        return  # the design-docs worktree: the daemon watches it itself
+    sha = git(cwd, "rev-parse", "HEAD").strip()
+    spec, tasks = commit_tasks(git(cwd, "log", "-1", "--format=%B", sha))
+    if not tasks:
+        return
+    payload = {"id": f"commit-{sha[:16]}", "action": "mark", "tasks": tasks, "status": "done", "evidence": sha}
+    spec = spec or spec_hint(project.root)
+    if spec:
+        payload["spec"] = spec
+    drop(project, payload)
