@@ -1,0 +1,65 @@
+"""The built-in demo agent: offline and deterministic, it does each task of its prompt for real in git.
+
+Run as `python -m specflowd.agents.demo [--no-mark]` with the `command` kind: the prompt comes on
+stdin, progress lines go to stdout, and the last stdout line is the JSON result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+_TASK = re.compile(r"^\s*[-*+] \[[ ~]\] (T\d{3,}[a-z]?|\d+(?:\.\d+)*\.?)\s+(?:\[[^\]]*\]\s*)*(.*)$", re.M)
+COST_PER_TASK = 0.0125
+FOLDER = Path("specflow-demo")
+
+
+def tasks_in(prompt: str, wanted: list[str]) -> list[tuple[str, str]]:
+    """Open tasks of the prompt as (id, title), limited to `wanted` (SPECFLOW_TASKS) when given."""
+    found = [(m.group(1).rstrip("."), m.group(2).strip()) for m in _TASK.finditer(prompt)]
+    return [t for t in found if not wanted or t[0] in wanted]
+
+
+def _run(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def do_task(task: str, title: str, mark: bool) -> str:
+    """Write the task's file, commit it with the trailer, mark it; returns the commit."""
+    path = FOLDER / f"{task}.md"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f"# {task}\n\n{title}\n")
+    _run("git", "add", "--", str(path))
+    _run("git", "commit", "-q", "-m", f"{task}: {title or 'demo work'}", "-m", f"Specflow-Task: {task}")
+    sha = _run("git", "rev-parse", "HEAD")
+    if mark:
+        _run("specflowd", "mark", task, "--done", "--evidence", sha)
+    return sha
+
+
+def main(argv: list[str]) -> int:
+    mark = "--no-mark" not in argv
+    prompt = sys.stdin.read()
+    tasks = tasks_in(prompt, os.environ.get("SPECFLOW_TASKS", "").split())
+    session = "demo-" + hashlib.sha256(prompt.encode()).hexdigest()[:12]
+    done: list[str] = []
+    try:
+        for task, title in tasks:
+            print(f"{task}: done in {do_task(task, title, mark)[:12]}", flush=True)
+            done.append(task)
+    except subprocess.CalledProcessError as e:
+        print(json.dumps({"ok": False, "session_id": session, "cost_usd": COST_PER_TASK * len(done),
+                          "turns": len(done), "result": f"{' '.join(e.cmd)} failed: {e.stderr.strip()}"}))
+        return 1
+    print(json.dumps({"ok": True, "session_id": session, "cost_usd": round(COST_PER_TASK * len(done), 4),
+                      "turns": len(done), "result": f"Completed {', '.join(done) or 'nothing'}"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

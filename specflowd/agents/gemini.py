@@ -1,0 +1,54 @@
+"""Gemini CLI (`gemini -p … --output-format stream-json`): its command line and its stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from specflowd.agents.result import AgentRequest, ErrorType
+from specflowd.agents.stream import (
+    Adapter,
+    Final,
+    Observation,
+    as_int,
+    common_flags,
+    json_lines,
+    string,
+    task_in,
+)
+
+# Gemini appends -p's text to what it reads on stdin; the real prompt goes on stdin.
+_STDIN_NOTE = "Follow the instructions given on standard input."
+_FLAGS = {"model": "--model", "resume_session_id": "--resume", "allowed_tools": "--allowed-tools"}
+_TURN_LIMIT = 53
+_KEYS = ('"init"', '"message"', '"tool_use"', '"error"', '"result"')  # tool results tell nothing
+
+
+def argv(req: AgentRequest, prompt_file: Path) -> list[str]:
+    # Headless runs cannot approve tool calls interactively.
+    return [*req.command, "-p", _STDIN_NOTE, "--output-format", "stream-json",
+            "--approval-mode", req.permission_mode or "yolo", *common_flags(req, _FLAGS)]
+
+
+def parse_event(event: dict[str, Any]) -> Observation | None:
+    kind = event.get("type")
+    if kind == "init":
+        return Observation(session_id=string(event, "session_id"))
+    if kind == "message" and event.get("role") == "assistant":
+        return Observation(text=string(event, "content"))
+    if kind == "tool_use":
+        return Observation(tool=string(event, "tool_name") or "tool", task_id=task_in(event.get("parameters")),
+                           turn=True)
+    if kind == "error":
+        return Observation(error=str(event.get("message") or event.get("error") or "error"))
+    if kind == "result":
+        error = event.get("error")
+        text = str(error.get("message", "")) if isinstance(error, dict) else ""
+        stats = event.get("stats") if isinstance(event.get("stats"), dict) else {}
+        return Observation(error=text or None, final=Final(
+            ok=event.get("status") == "success", text=text, turns=as_int(stats.get("turns"))))
+    return None
+
+
+ADAPTER = Adapter(kind="gemini", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS,
+                  exit_codes={_TURN_LIMIT: ErrorType.MAX_TURNS})

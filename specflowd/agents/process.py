@@ -1,0 +1,51 @@
+"""Facts about agent processes: what environment they get, who they are across pid reuse, their group."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+# The daemon's systemd handshake is not the agent's: a child that pinged the watchdog would lie.
+_DAEMON_ONLY = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
+
+
+def specflow_env(*, project: Path, spec: str, orchestration: str, tasks: Iterable[str], inbox: Path) -> dict[str, str]:
+    """The variables of SPEC §9; task ids are space-separated for shell loops."""
+    return {"SPECFLOW_PROJECT": str(project), "SPECFLOW_SPEC": spec, "SPECFLOW_ORCHESTRATION": orchestration,
+            "SPECFLOW_TASKS": " ".join(tasks), "SPECFLOW_INBOX": str(inbox)}
+
+
+def child_env(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if k not in _DAEMON_ONLY}
+    env.update(extra)
+    return env
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count from the last ")".
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0].decode(), int(fields[19])
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat: with the pid, it names one process across pid reuse."""
+    stat = _stat(pid)
+    return stat[1] if stat else None
+
+
+def is_alive(pid: int, start_time: int) -> bool:
+    """The very process started then still runs (a zombie waiting for its reaper does not)."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X") and stat[1] == start_time
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Signal a process group that may be gone already."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

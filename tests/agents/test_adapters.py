@@ -1,0 +1,190 @@
+"""The pure core: command lines built from requests, and lines + exit codes turned into results."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from specflowd.agents.registry import adapter_for
+from specflowd.agents.result import AgentRequest, ErrorType
+from specflowd.agents.stream import Exit, Final, Observation, Transcript, conclude, fold
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+PROMPT = "implement T001 with a secret prompt"
+
+
+def request(kind: str = "claude", **kw: object) -> AgentRequest:
+    return AgentRequest(kind=kind, prompt=PROMPT, cwd=Path("/tmp/wt"), **kw)  # type: ignore[arg-type]
+
+
+def run(kind: str, lines: list[object], code: int | None = 0, stderr: str = "", stopped: str | None = None):
+    adapter = adapter_for(kind)
+    texts = [line if isinstance(line, str) else json.dumps(line) for line in lines]
+    # What the supervisor's follower hands over: only lines holding one of the adapter's keys.
+    texts = [line for line in texts if not adapter.keys or any(key in line for key in adapter.keys)]
+    t = fold(Transcript(), filter(None, map(adapter.parse_line, texts)))
+    return conclude(adapter, t, Exit(code=code, stderr_tail=stderr, stopped=stopped, duration_s=1.5), NOW)
+
+
+def claude_result(subtype: str = "success", is_error: bool = False, text: str = "Done", **kw: object) -> dict:
+    return {"type": "result", "subtype": subtype, "is_error": is_error, "num_turns": 3, "result": text,
+            "session_id": "s-1", "total_cost_usd": 0.0123, **kw}
+
+
+INIT = {"type": "system", "subtype": "init", "session_id": "s-1", "model": "claude-sonnet-4-5"}
+
+
+def test_claude_argv_has_every_flag_and_never_the_prompt() -> None:
+    argv = adapter_for("claude").argv(request(
+        model="sonnet", fallback_model="haiku", allowed_tools=["Read", "Edit"], disallowed_tools=["AskUserQuestion"],
+        max_turns=7, max_budget_usd=2.5, resume_session_id="abc", fork_session=True,
+        append_system_prompt="be brief", permission_mode="acceptEdits", command="/opt/claude --debug"), Path("p"))
+    assert argv[:2] == ["/opt/claude", "--debug"]
+    pairs = dict(zip(argv, argv[1:], strict=False))
+    assert pairs["--output-format"] == "stream-json" and "--verbose" in argv and "-p" in argv
+    assert pairs["--model"] == "sonnet" and pairs["--fallback-model"] == "haiku"
+    assert pairs["--allowedTools"] == "Read,Edit" and pairs["--disallowedTools"] == "AskUserQuestion"
+    assert pairs["--max-turns"] == "7" and pairs["--max-budget-usd"] == "2.5"
+    assert pairs["--resume"] == "abc" and "--fork-session" in argv
+    assert pairs["--append-system-prompt"] == "be brief" and pairs["--permission-mode"] == "acceptEdits"
+    assert not any(PROMPT in a for a in argv)
+
+
+def test_claude_fresh_session_has_no_resume_or_fork() -> None:
+    argv = adapter_for("claude").argv(request(fork_session=True), Path("p"))
+    assert argv[0] == "claude" and "--resume" not in argv and "--fork-session" not in argv and "--model" not in argv
+
+
+@pytest.mark.parametrize("kind", ["codex", "gemini", "aider", "command"])
+def test_other_argvs_keep_the_prompt_off_the_command_line(kind: str) -> None:
+    req = request(kind, command=["agent"] if kind == "command" else [], model="m1", resume_session_id="sid")
+    argv = adapter_for(kind).argv(req, Path("/tmp/prompt.md"))
+    assert not any(PROMPT in a for a in argv)
+    if kind == "codex":
+        assert argv[:3] == ["codex", "exec", "--json"] and argv[-3:] == ["resume", "sid", "-"]
+    if kind == "gemini":
+        assert "stream-json" in argv and argv[argv.index("--resume") + 1] == "sid"
+    if kind == "aider":
+        assert argv[argv.index("--message-file") + 1] == "/tmp/prompt.md"
+        assert {"--yes-always", "--no-auto-commits"} <= set(argv)
+        assert not adapter_for(kind).prompt_on_stdin
+
+
+def test_claude_success_reads_session_cost_turns_and_text() -> None:
+    tool = {"type": "assistant", "session_id": "s-1", "message": {"content": [
+        {"type": "tool_use", "name": "Bash", "input": {"command": "specflowd mark T004 --done"}}]}}
+    r = run("claude", [INIT, tool, {"type": "user", "message": {"content": []}}, {"type": "weird"}, claude_result()])
+    assert r.ok and r.error_type is None
+    assert (r.session_id, r.cost_usd, r.turns, r.text, r.duration_s) == ("s-1", 0.0123, 3, "Done", 1.5)
+
+
+def test_claude_progress_sees_tool_and_task() -> None:
+    adapter = adapter_for("claude")
+    obs = adapter.parse_line(json.dumps({"type": "assistant", "message": {"content": [
+        {"type": "tool_use", "name": "Bash", "input": {"command": "git commit -m x -m 'Specflow-Task: T012'"}}]}}))
+    assert obs is not None and (obs.tool, obs.task_id) == ("Bash", "T012")
+
+
+@pytest.mark.parametrize(("lines", "code", "stderr", "expected"), [
+    ([INIT, claude_result("error_max_turns", True, "")], 1, "", ErrorType.MAX_TURNS),
+    ([INIT, claude_result("error_max_budget_usd", True, "")], 1, "", ErrorType.BUDGET_EXCEEDED),
+    ([INIT, claude_result("success", True, "Claude AI usage limit reached|1767225600")], 1, "", ErrorType.RATE_LIMITED),
+    ([INIT, claude_result("error_during_execution", True, "boom")], 1, "", ErrorType.PROCESS_FAILED),
+    ([], 1, "No conversation found with session ID: abc", ErrorType.INVALID_SESSION),
+    ([INIT, "not json at all"], 0, "", ErrorType.BAD_OUTPUT),
+    ([INIT, '{"type":"assis'], -9, "", ErrorType.PROCESS_FAILED),
+    ([INIT], None, "", ErrorType.TIMEOUT),
+])
+def test_claude_error_types(lines: list[object], code: int | None, stderr: str, expected: ErrorType) -> None:
+    stopped = "timeout" if expected is ErrorType.TIMEOUT else None
+    r = run("claude", lines, code, stderr, stopped)
+    assert not r.ok and r.error_type is expected
+
+
+def test_success_subtype_with_is_error_is_not_success() -> None:
+    assert not run("claude", [claude_result("success", True, "API Error")], 0).ok
+
+
+def test_rate_limit_carries_reset_time() -> None:
+    r = run("claude", [claude_result("success", True, "Claude AI usage limit reached|1767225600")], 1)
+    assert r.rate_limit_resets_at == datetime.fromtimestamp(1767225600, UTC)
+
+
+def test_cancel_wins_over_a_successful_stream() -> None:
+    r = run("claude", [claude_result()], -15, stopped="cancelled")
+    assert r.error_type is ErrorType.CANCELLED
+
+
+def test_codex_stream() -> None:
+    ok = run("codex", [{"type": "thread.started", "thread_id": "th-1"}, {"type": "turn.started"},
+                       {"type": "item.completed", "item": {"id": "i0", "type": "command_execution",
+                                                           "command": "specflowd mark T002 --done"}},
+                       {"type": "item.completed", "item": {"id": "i1", "type": "agent_message", "text": "All done"}},
+                       {"type": "turn.completed", "usage": {"input_tokens": 10, "output_tokens": 5}}])
+    assert ok.ok and (ok.session_id, ok.text, ok.turns) == ("th-1", "All done", 1)
+    failed = run("codex", [{"type": "thread.started", "thread_id": "th-1"},
+                           {"type": "turn.failed", "error": {"message": "stream disconnected"}}], 1)
+    assert failed.error_type is ErrorType.PROCESS_FAILED and failed.text == "stream disconnected"
+    limited = run("codex", [{"type": "error", "message": "You've hit your usage limit. Try again in 2 hours 5 minutes."},
+                            {"type": "turn.failed", "error": {"message": "usage limit"}}], 1)
+    assert limited.error_type is ErrorType.RATE_LIMITED
+    assert limited.rate_limit_resets_at == datetime(2026, 1, 1, 14, 5, tzinfo=UTC)
+    assert run("codex", [{"type": "thread.started", "thread_id": "x"}], 0).error_type is ErrorType.BAD_OUTPUT
+
+
+def test_gemini_stream() -> None:
+    ok = run("gemini", [{"type": "init", "session_id": "g-1", "model": "gemini-2.5-pro"},
+                        {"type": "message", "role": "assistant", "content": "Working", "delta": True},
+                        {"type": "tool_use", "tool_name": "write_file", "tool_id": "t1", "parameters": {}},
+                        {"type": "tool_result", "tool_id": "t1", "status": "success"},
+                        {"type": "result", "status": "success", "stats": {"total_tokens": 10}}])
+    assert ok.ok and ok.session_id == "g-1" and ok.text == "Working"
+    assert run("gemini", [{"type": "init", "session_id": "g-1"}], 53).error_type is ErrorType.MAX_TURNS
+    err = run("gemini", [{"type": "error", "severity": "error", "message": "Quota exceeded for quota metric"},
+                         {"type": "result", "status": "error", "error": {"message": "Quota exceeded"}}], 1)
+    assert err.error_type is ErrorType.RATE_LIMITED
+
+
+def test_aider_success_is_the_exit_code() -> None:
+    assert run("aider", ["Applied edit to app.py", ""], 0).ok
+    assert run("aider", ["oops"], 2).error_type is ErrorType.PROCESS_FAILED
+
+
+def test_command_json_result_line() -> None:
+    r = run("command", ["working", json.dumps({"ok": True, "cost_usd": 0.01, "session_id": "c1", "turns": 2,
+                                               "result": "done"})], 0)
+    assert r.ok and (r.cost_usd, r.session_id, r.turns, r.text) == (0.01, "c1", 2, "done")
+    assert run("command", ["plain output"], 0).ok
+    assert run("command", ["plain output"], 3).error_type is ErrorType.PROCESS_FAILED
+    declared = run("command", [json.dumps({"ok": False, "error_type": "budget_exceeded"})], 1)
+    assert declared.error_type is ErrorType.BUDGET_EXCEEDED
+
+
+def test_command_kind_requires_a_command() -> None:
+    with pytest.raises(ValueError, match="needs a command"):
+        request("command")
+
+
+@pytest.mark.parametrize("bad", [{"timeout_s": 0}, {"max_turns": 0}, {"max_budget_usd": -1}])
+def test_requests_refuse_limits_that_cannot_be_met(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        request(**bad)
+
+
+observations = st.builds(
+    Observation, session_id=st.none() | st.sampled_from(["a", "b"]), tool=st.none() | st.sampled_from(["Read", "Bash"]),
+    task_id=st.none() | st.sampled_from(["T001", "T002"]), cost_usd=st.none() | st.floats(0, 5), turn=st.booleans(),
+    text=st.none() | st.text(max_size=5), error=st.none() | st.text(min_size=1, max_size=5),
+    final=st.none() | st.builds(Final, ok=st.booleans()))
+
+
+@settings(deadline=None)  # timing is not what is tested
+@given(st.lists(observations, max_size=30), st.integers(0, 30))
+def test_folding_in_chunks_is_folding_at_once(obs: list[Observation], cut: int) -> None:
+    # The supervisor folds one read at a time; where reads happen to split the stream must not matter.
+    assert fold(fold(Transcript(), obs[:cut]), obs[cut:]) == fold(Transcript(), obs)
