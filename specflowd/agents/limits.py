@@ -6,8 +6,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# Narrow on purpose: a failed run's final text is the agent's own words, which may well be about
+# the rate limiter it was asked to build.
 _LIMIT = re.compile(
-    r"usage limit|rate[ _-]?limit|quota exceeded|resource_exhausted|too many requests|\b429\b", re.I)
+    r"usage limit|rate[ _-]?limit(?:ed|_error|\s+(?:exceeded|reached|hit))|quota exceeded|exceeded your current quota"
+    r"|resource[_ ]exhausted|too many requests", re.I)
 _EPOCH = re.compile(r"(?:\||\breset\w*\s+(?:at\s+)?)(\d{10})\b", re.I)
 _ISO = re.compile(r"\b(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)")
 _IN = re.compile(r"\bin\s+(?:(\d+)\s*h(?:ours?|rs?)?)?[\s,]*(?:(\d+)\s*m(?:inutes?|ins?)?)?", re.I)

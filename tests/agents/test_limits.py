@@ -17,7 +17,7 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     ("usage limit reached, resets at 9:30am", datetime(2026, 1, 2, 9, 30, tzinfo=UTC)),
     ("limit reached · resets 3pm (Europe/Berlin)", datetime(2026, 1, 1, 14, 0, tzinfo=UTC)),
     ("usage limit; try again in 45 minutes", datetime(2026, 1, 1, 12, 45, tzinfo=UTC)),
-    ("rate limit, reset at 2026-01-01T18:00:00Z", datetime(2026, 1, 1, 18, 0, tzinfo=UTC)),
+    ("rate limit reached, reset at 2026-01-01T18:00:00Z", datetime(2026, 1, 1, 18, 0, tzinfo=UTC)),
     ("usage limit reached", None),
     ("resets 25pm", None),
 ])
@@ -28,4 +28,7 @@ def test_reset_time(message: str, expected: datetime | None) -> None:
 def test_is_usage_limit() -> None:
     assert is_usage_limit("Claude AI usage limit reached|1767225600")
     assert is_usage_limit("429 Too Many Requests")
+    assert is_usage_limit('API Error: {"type":"error","error":{"type":"rate_limit_error"}}')
+    assert is_usage_limit("Rate limit exceeded, retry later")
     assert not is_usage_limit("SyntaxError: unexpected token")
+    assert not is_usage_limit("Added rate limiting to the API; see issue #429")

@@ -125,19 +125,20 @@ def test_crash_mid_stream_keeps_every_whole_line(fake_bin: Path, repo: Path, sce
 @pytest.mark.parametrize("how", ["timeout", "cancel"])
 def test_timeout_and_cancel_kill_the_whole_group(fake_bin: Path, repo: Path, scenario, harness: Harness,
                                                  how: str) -> None:
+    # The agent ignores SIGTERM and has a helper in its group that does too.
     scenario(steps=[{"tool": "Bash"}, {"hang": True, "ignore_term": True, "grandchild": True}])
     run = harness.supervisor
-    run.start("r1", req(repo, timeout_s=0.5 if how == "timeout" else 60), log_path(repo, "o1", 1, "implement"))
+    run.start("r1", req(repo, timeout_s=1.0 if how == "timeout" else 60), log_path(repo, "o1", 1, "implement"))
     started = harness.next(RunStarted, "r1")
-    # The agent is hanging once it has spoken; then it ignores SIGTERM and has a helper in its group.
-    harness.next(RunProgress, "r1")
-    wait_for(lambda: len(live_group_members(started.pid)) == 2, message="the helper process")
     if how == "cancel":
+        # Without a deadline to race, the helper surely exists before the cancel.
+        wait_for(lambda: len(live_group_members(started.pid)) == 2, message="the helper process")
         assert run.cancel("r1")
     result = harness.result("r1")
     assert result.error_type is (ErrorType.TIMEOUT if how == "timeout" else ErrorType.CANCELLED)
-    assert live_group_members(started.pid) == []
     assert_reaped(started.pid)
+    # SIGKILL is sent before the result; the helper (not our child) dies a moment later.
+    wait_for(lambda: live_group_members(started.pid) == [], message="the whole group to be gone")
     assert not run.cancel("r1")
 
 
@@ -208,7 +209,7 @@ def test_a_failing_run_does_not_disturb_the_others(repo: Path, harness: Harness,
     failed = harness.result("bad")
     assert failed.error_type is ErrorType.PROCESS_FAILED and "adapter bug" in failed.stderr_tail
     assert_reaped(bad_started.pid)
-    assert live_group_members(bad_started.pid) == []
+    wait_for(lambda: live_group_members(bad_started.pid) == [], message="the failed run's group to be gone")
     assert harness.result("slow").ok
 
 
