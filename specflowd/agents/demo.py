@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 _TASK = re.compile(r"^\s*[-*+] \[[ ~]\] (T\d{3,}[a-z]?|\d+(?:\.\d+)*\.?)\s+(?:\[[^\]]*\]\s*)*(.*)$", re.M)
@@ -70,6 +71,8 @@ def main(argv: list[str]) -> int:
                 print(json.dumps({"ok": False, "session_id": session, "cost_usd": COST_PER_TASK * len(done),
                                   "turns": len(done), "result": f"{task}: the demo agent fails here once, on purpose"}))
                 return 1
+            # A slower pace on request, for tests that need to catch an agent at work.
+            time.sleep(float(os.environ.get("SPECFLOWD_DEMO_TASK_S", "0")))
             print(f"{task}: done in {do_task(task, title, mark)[:12]}", flush=True)
             done.append(task)
     except subprocess.CalledProcessError as e:
