@@ -82,7 +82,10 @@ class Daemon:
 
     def run(self) -> int:
         for root, site in self.sites.items():
-            self.observer.schedule(InboxHandler(root, site.inbox.requests, self.post), str(site.inbox.requests))
+            # Recursive, so that renames from tmp/ and into done/ arrive as pairs: watchdog holds an
+            # unpaired rename-away for 0.5 s, and every event behind it with it.
+            self.observer.schedule(InboxHandler(root, site.inbox.requests, self.post), str(site.inbox.requests),
+                                   recursive=True)
             docs = site.served.docs.worktree
             if docs.is_dir():
                 self.observer.schedule(TaskListHandler(root, docs, self.post), str(docs), recursive=True)
