@@ -181,7 +181,7 @@ def idle_cpu(base: Path, env: dict[str, str], seconds: float) -> float:
     projects = [make_project(base, env, f"idle{i}") for i in range(10)]
     d = Daemon(projects, env, base / "idle.log")
     try:
-        time.sleep(1)  # let start-up settle
+        time.sleep(3)  # let start-up settle
         before = d.cpu_seconds()
         time.sleep(seconds)
         return d.cpu_seconds() - before
