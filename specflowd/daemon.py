@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,9 @@ class Daemon:
             if docs.is_dir():
                 self.observer.schedule(TaskListHandler(root, docs, self.post), str(docs), recursive=True)
         self.observer.start()
+        # The loop thread does the work and watchdog's threads only hand events on: let a woken loop
+        # get the GIL back sooner than Python's 5 ms default (measured: refused p50 2.8 -> 2.3 ms).
+        sys.setswitchinterval(0.001)
         signal.signal(signal.SIGTERM, lambda *_: self.loop.stop())
         signal.signal(signal.SIGINT, lambda *_: self.loop.stop())
         signal.signal(signal.SIGHUP, lambda *_: self.post(Reload()))

@@ -153,6 +153,38 @@ def latency(base: Path, env: dict[str, str], observer: str, n: int, tag: str) ->
     return out
 
 
+def floors(base: Path, env: dict[str, str], n: int) -> tuple[list[float], list[float]]:
+    """What the daemon cannot go below on this machine, now: the client seeing a rename through its own
+    watch (no daemon), and `marks.mark` called in-process (the same commit, no inbox)."""
+    sys.path.insert(0, str(ROOT))
+    from specflowd.designdocs import DesignDocs
+    from specflowd.marks import mark
+    from specflowd.progress import Mark, Status
+    from specflowd.project import locate
+
+    project = make_project(base, env, "floor")
+    client = Client(project)
+    seen = []
+    try:
+        for i in range(n):
+            t = time.perf_counter()
+            tmp = client.responses / f".f{i}.tmp"
+            tmp.write_text("{}")
+            os.rename(tmp, client.responses / f"f{i}.json")
+            client.wait(f"f{i}")
+            seen.append((time.perf_counter() - t) * 1000)
+    finally:
+        client.close()
+    os.environ.update(env)  # the commit's author, as the daemon has it
+    docs = DesignDocs(locate(project))
+    commits = []
+    for i in range(n):
+        t = time.perf_counter()
+        mark(docs, "demo", [Mark("T001", Status.DONE if i % 2 == 0 else Status.PENDING)])
+        commits.append((time.perf_counter() - t) * 1000)
+    return seen, commits
+
+
 def burst(base: Path, env: dict[str, str], n: int) -> tuple[float, int, int]:
     project = make_project(base, env, "burst")
     d = Daemon([project], env, base / "burst.log")
@@ -229,6 +261,11 @@ def main() -> None:
             rows.append((f"{kind} request->answer, PollingObserver (n={len(b)})",
                          f"p50 {pct(b, 50):.1f} ms, p99 {pct(b, 99):.1f} ms",
                          f"inotify {statistics.median(b) / statistics.median(a):.0f}x faster (p50 ratio)"))
+        seen, commits = floors(base, env, min(args.n, 300))
+        rows.append((f"floor: client sees a rename, no daemon (n={len(seen)})",
+                     f"p50 {pct(seen, 50):.2f} ms, p99 {pct(seen, 99):.2f} ms", "part of every figure above"))
+        rows.append((f"floor: marks.mark in-process, no daemon (n={len(commits)})",
+                     f"p50 {pct(commits, 50):.2f} ms, p99 {pct(commits, 99):.2f} ms", "part of every mark above"))
         elapsed, answers, lines = burst(base, env, args.burst)
         rows.append((f"burst of {args.burst} (10% marks, rest refused/invalid)",
                      f"{elapsed:.1f} s, {args.burst / elapsed:.0f} req/s; {answers} answers, {lines} answer log "
