@@ -13,21 +13,18 @@ log = logging.getLogger("specflowd.state")
 PREFIX = "orchestration-"
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write `path` so that readers (and a killed process) see the old file or the new one, never a
-    part: temp file in the same folder, rename. `durable` adds fsync of the file and of the folder,
-    so that it survives a power cut too."""
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `path` so that readers (and a crash) see the old file or the new one, never a part:
+    temp file in the same folder, fsync, rename, fsync the folder."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, data)
-        if durable:
-            os.fsync(fd)
+        os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    if durable:
-        fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def fsync_dir(folder: Path) -> None:

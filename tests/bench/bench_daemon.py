@@ -85,7 +85,7 @@ class Client:
     """Drops requests as clients do and waits for each answer through an inotify watch on responses/."""
 
     def __init__(self, project: Path) -> None:
-        from watchdog.events import FileSystemEventHandler
+        from watchdog.events import FileCreatedEvent, FileMovedEvent, FileSystemEventHandler
         from watchdog.observers.inotify import InotifyObserver
 
         self.requests = project / ".specflow/requests"
@@ -96,13 +96,14 @@ class Client:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event) -> None:  # noqa: ANN001
-                if event.event_type == "moved":
+                if event.event_type in ("moved", "created"):
+                    path = event.dest_path if event.event_type == "moved" else event.src_path
                     with client.cond:
-                        client.arrived.add(os.path.basename(os.fsdecode(event.dest_path)))
+                        client.arrived.add(os.path.basename(os.fsdecode(path)))
                         client.cond.notify_all()
 
         self.observer = InotifyObserver()
-        self.observer.schedule(Handler(), str(self.responses))
+        self.observer.schedule(Handler(), str(self.responses), event_filter=[FileCreatedEvent, FileMovedEvent])
         self.observer.start()
 
     def drop(self, rid: str, payload: dict) -> None:
@@ -168,7 +169,7 @@ def floors(base: Path, env: dict[str, str], n: int) -> tuple[list[float], list[f
     try:
         for i in range(n):
             t = time.perf_counter()
-            tmp = client.responses / f".f{i}.tmp"
+            tmp = client.requests / "tmp" / f"f{i}.json"
             tmp.write_text("{}")
             os.rename(tmp, client.responses / f"f{i}.json")
             client.wait(f"f{i}")
