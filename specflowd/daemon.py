@@ -96,6 +96,9 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda *_: self.post(Reload()))
         try:
             self.scan()  # what arrived while no daemon ran
+            for site in self.sites.values():  # and what was edited by hand meanwhile
+                for spec in site.served.docs.snapshot().specs():
+                    site.hand.touched(spec)
             self.notifier.send("READY=1")
             self._status()
             log.info("serving %s", ", ".join(str(r) for r in self.sites))

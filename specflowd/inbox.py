@@ -16,6 +16,8 @@ from specflowd.protocol import MAX_BYTES, FileFacts, is_request_name
 
 
 class Inbox:
+    """One project's requests/ and responses/ folders."""
+
     def __init__(self, requests: Path, responses: Path) -> None:
         self.requests = requests
         self.responses = responses
