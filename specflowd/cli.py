@@ -22,6 +22,14 @@ COMMANDS: dict[str, str] = {
     "hooks": "hooks",
     "hook": "hook",
     "doctor": "doctor",
+    "run": "run",
+    "start": "start",
+    "pause": "pause",
+    "resume": "resume",
+    "cancel": "cancel",
+    "merge": "merge",
+    "recover": "recover",
+    "schema": "schema",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -33,6 +41,14 @@ SHORT_HELP: dict[str, str] = {
     "systemd": "Install the systemd user units.",
     "hooks": "Install or remove specflowd's git hooks.",
     "doctor": "Check the set-up and say how to fix what is wrong.",
+    "run": "Run the daemon in the foreground (what systemd runs).",
+    "start": "Ask the daemon to start an orchestration of a spec.",
+    "pause": "Ask the daemon to pause an orchestration.",
+    "resume": "Ask the daemon to resume a paused orchestration.",
+    "cancel": "Ask the daemon to cancel an orchestration.",
+    "merge": "Ask the daemon to merge an orchestration waiting for it.",
+    "recover": "Decide how an orchestration that needs attention goes on.",
+    "schema": "Print the JSON Schemas of requests, responses and state.",
 }
 
 

@@ -18,6 +18,12 @@ class MarkOutcome:
     changes: list[Change] = field(default_factory=list)
     hand_edit_commit: str | None = None  # pending hand edits committed first, if any
 
+    def as_dict(self) -> dict:
+        """The outcome as `mark --json` prints it and the daemon answers it."""
+        return {"spec": self.spec, "commit": self.commit, "hand_edit_commit": self.hand_edit_commit,
+                "changes": [{"task": c.id, "from": c.old.value, "to": c.new.value, "derived": c.derived}
+                            for c in self.changes]}
+
 
 def resolve_spec(docs: DesignDocs, spec: str | None, hint: str | None = None) -> str:
     """The spec a mark is about: the one given, else the hint (an agent's SPECFLOW_SPEC or the code

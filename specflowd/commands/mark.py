@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from specflowd import pidlock
+from specflowd.client import submit, wait_option
 from specflowd.errors import UserError
 
 STATUS_FLAGS = {"done": "done", "todo": "pending", "in_progress": "in_progress", "skipped": "skipped"}
@@ -24,10 +26,13 @@ STATUS_FLAGS = {"done": "done", "todo": "pending", "in_progress": "in_progress",
               "or the only spec there is).")
 @click.option("--evidence", default=None, metavar="SHA", help="The code commit that did it.")
 @click.option("--now", is_flag=True, help="Commit the mark directly instead of asking the daemon.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@wait_option
 def command(tasks: tuple[str, ...], status: str | None, reason: str | None, spec: str | None,
-            evidence: str | None, now: bool, as_json: bool) -> None:
-    """Mark TASK... (ids such as T012, 2.1, or #N for the N-th task)."""
+            evidence: str | None, now: bool, wait: float | None, as_json: bool) -> None:
+    """Mark TASK... (ids such as T012, 2.1, or #N for the N-th task).
+
+    Drops a mark request for the project's daemon; with no daemon running, refuses and suggests
+    --now, which commits the mark directly (a mark nobody answers would surprise the caller)."""
     if reason is not None:
         if status is not None:
             raise click.UsageError("give one status: --blocked cannot be combined with another")
@@ -38,10 +43,16 @@ def command(tasks: tuple[str, ...], status: str | None, reason: str | None, spec
 
     project = projects.locate().require_initialized()
     evidence = _resolve_evidence(evidence)
-    if not now:
+    if now:
+        _mark_now(project, list(tasks), status, reason, spec, evidence, as_json)
+        return
+    if pidlock.holder(project.specflow_dir) is None:
         raise UserError("no specflowd daemon is running for this project: pass --now to commit the mark "
                         "directly, or start one with `specflowd run`")
-    _mark_now(project, list(tasks), status, reason, spec, evidence, as_json)
+    payload = {"action": "mark", "tasks": list(tasks), "status": status, "reason": reason,
+               "spec": spec or spec_hint(project.root), "evidence": evidence}
+    submit(project, {k: v for k, v in payload.items() if v is not None}, wait=wait, as_json=as_json,
+           describe=lambda result: describe_outcome(result, project.branch, list(tasks), status))
 
 
 def _resolve_evidence(evidence: str | None) -> str | None:
@@ -80,17 +91,15 @@ def _mark_now(project, tasks: list[str], status: str, reason: str | None, spec: 
         spec = resolve_spec(docs, spec, spec_hint(project.root))
         outcome = mark(docs, spec, [Mark(t, Status(status), reason) for t in tasks], evidence=evidence,
                        source="cli")
-    if as_json:
-        click.echo(json.dumps({
-            "spec": spec, "commit": outcome.commit, "hand_edit_commit": outcome.hand_edit_commit,
-            "changes": [{"task": c.id, "from": c.old.value, "to": c.new.value, "derived": c.derived}
-                        for c in outcome.changes],
-        }, indent=2))
-        return
-    if outcome.commit is None:
-        click.echo(f"{spec}: nothing to change ({', '.join(tasks)} already {status.replace('_', ' ')}).")
-        return
-    for c in outcome.changes:
-        note = " (follows its children)" if c.derived else ""
-        click.echo(f"{spec}: {c.id} {c.old.value} -> {c.new.value}{note}")
-    click.echo(f"committed {outcome.commit[:10]} on {project.branch}")
+    result = outcome.as_dict()
+    click.echo(json.dumps(result, indent=2) if as_json else describe_outcome(result, project.branch, tasks, status))
+
+
+def describe_outcome(result: dict, branch: str, tasks: list[str], status: str) -> str:
+    """What a person reads about a mark's outcome (`MarkOutcome.as_dict`), from --now or the daemon."""
+    spec = result["spec"]
+    if result["commit"] is None:
+        return f"{spec}: nothing to change ({', '.join(tasks)} already {status.replace('_', ' ')})."
+    lines = [f"{spec}: {c['task']} {c['from']} -> {c['to']}{' (follows its children)' if c['derived'] else ''}"
+             for c in result["changes"]]
+    return "\n".join([*lines, f"committed {result['commit'][:10]} on {branch}"])

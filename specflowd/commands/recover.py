@@ -1,0 +1,28 @@
+"""`specflowd recover ID --retry/--skip/--abort`: decide for an orchestration that needs attention."""
+
+from __future__ import annotations
+
+import click
+
+from specflowd.client import (
+    checked_orchestration,
+    current_project,
+    describe_orchestration,
+    submit,
+    wait_option,
+)
+
+
+@click.command("recover")
+@click.argument("orchestration")
+@click.option("--retry", "choice", flag_value="retry", help="Run the failed step again.")
+@click.option("--skip", "choice", flag_value="skip", help="Skip the failed step and go on.")
+@click.option("--abort", "choice", flag_value="abort", help="Stop the orchestration.")
+@wait_option
+def command(orchestration: str, choice: str | None, wait: float | None, as_json: bool) -> None:
+    """Decide how orchestration ORCHESTRATION, which needs attention, goes on."""
+    if choice is None:
+        raise click.UsageError("say how to go on: --retry, --skip or --abort")
+    submit(current_project(),
+           {"action": "recover", "orchestration": checked_orchestration(orchestration), "choice": choice},
+           wait=wait, as_json=as_json, describe=describe_orchestration)

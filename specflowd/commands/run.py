@@ -1,0 +1,30 @@
+"""`specflowd run`: the daemon, in the foreground (what systemd runs)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+LEVELS = ["debug", "info", "warning", "error"]
+
+
+@click.command("run")
+@click.option("--project", "paths", multiple=True, type=click.Path(file_okay=False),
+              help="A project to serve (repeatable; default: the current repository). Projects listed "
+                   "in $XDG_CONFIG_HOME/specflowd/config.toml are served too.")
+@click.option("--log-level", type=click.Choice(LEVELS), default=None,
+              help="Log level (default: $SPECFLOWD_LOG_LEVEL, else info). Logs go to stderr.")
+@click.option("--observer", type=click.Choice(["inotify", "polling"]), default="inotify", hidden=True,
+              help="Filesystem watcher (polling only for benchmarks).")
+def command(paths: tuple[str, ...], log_level: str | None, observer: str) -> None:
+    """Serve the projects' inboxes until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
+    import sys
+
+    from specflowd.daemon import Daemon, configure_logging, projects_to_serve
+    from specflowd.notify import Notifier
+
+    notifier = Notifier.from_environ()  # first: even the git run to find the projects must not inherit it
+    configure_logging(log_level or os.environ.get("SPECFLOWD_LOG_LEVEL", "info"))
+    daemon = Daemon(projects_to_serve(list(paths)), notifier, observer=observer)
+    sys.exit(daemon.run())

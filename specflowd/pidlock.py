@@ -1,0 +1,55 @@
+"""One daemon per project: an advisory lock on `.specflow/daemon.lock` holding the daemon's pid, which
+the kernel releases when the daemon dies, however it dies."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from specflowd.errors import UserError
+
+
+def lock_path(specflow_dir: Path) -> Path:
+    return specflow_dir / "daemon.lock"
+
+
+def acquire(specflow_dir: Path) -> int:
+    """Take the lock and write our pid into it; returns the fd to keep open. UserError naming the
+    running daemon's pid when another holds it."""
+    path = lock_path(specflow_dir)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        pid = _read_pid(path)
+        raise UserError(f"a specflowd daemon (pid {pid or 'unknown'}) already serves {specflow_dir.parent}; "
+                        "stop it first, or talk to it with the client commands") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def holder(specflow_dir: Path) -> int | None:
+    """The pid of the daemon serving this project, or None when none runs."""
+    path = lock_path(specflow_dir)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_pid(path) or -1
+    finally:
+        os.close(fd)  # closing drops a shared lock we may have taken
+    return None
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None

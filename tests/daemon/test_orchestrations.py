@@ -1,0 +1,70 @@
+"""Pure orchestration transitions and the state files they are kept in."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from specflowd import orchestrations, statefile
+from specflowd.config import Config, OrchestrationConfig
+from specflowd.errors import UserError
+from specflowd.state import OrchestrationState, Status, utcnow
+
+
+def start(existing=(), request_id: str = "r1", overrides: OrchestrationConfig | None = None) -> OrchestrationState:
+    return orchestrations.start(existing, new_id="0123abcd", spec="demo", project="/p", config=Config(),
+                                overrides=overrides or OrchestrationConfig(), request_id=request_id, now=utcnow())
+
+
+def test_start_applies_only_the_overrides_given() -> None:
+    state = start(overrides=OrchestrationConfig.model_validate({"auto_merge": True}))
+    assert state.status is Status.RUNNING and state.phase.value == "design"
+    assert state.config.orchestration.auto_merge is True
+    assert state.config.orchestration.batch_size == 15
+
+
+def test_a_second_start_is_refused_naming_the_running_one_unless_it_is_the_same_request() -> None:
+    first = start()
+    with pytest.raises(UserError) as e:
+        start([first], request_id="r2")
+    assert e.value.code == "conflict" and first.id in e.value.message
+    assert start([first], request_id="r1") is first
+
+
+@pytest.mark.parametrize(("status", "action", "choice", "after"), [
+    (Status.RUNNING, "pause", None, Status.PAUSED),
+    (Status.PAUSED, "resume", None, Status.RUNNING),
+    (Status.PAUSED, "cancel", None, Status.CANCELLED),
+    (Status.WAITING_MERGE, "merge", None, Status.WAITING_MERGE),
+    (Status.NEEDS_ATTENTION, "recover", "retry", Status.NEEDS_ATTENTION),
+    (Status.NEEDS_ATTENTION, "recover", "abort", Status.CANCELLED),
+])
+def test_transitions(status: Status, action: str, choice: str | None, after: Status) -> None:
+    state = start().model_copy(update={"status": status})
+    new = orchestrations.apply(state, action, utcnow(), choice)
+    assert new.status is after
+    assert new.decisions[-1].decision.startswith(action)
+
+
+@pytest.mark.parametrize(("status", "action"), [
+    (Status.PAUSED, "pause"), (Status.RUNNING, "resume"), (Status.CANCELLED, "cancel"),
+    (Status.RUNNING, "merge"), (Status.RUNNING, "recover")])
+def test_requests_that_make_no_sense_now_are_conflicts(status: Status, action: str) -> None:
+    with pytest.raises(UserError) as e:
+        orchestrations.apply(start().model_copy(update={"status": status}), action, utcnow(), "retry")
+    assert e.value.code == "conflict"
+
+
+def test_state_files_round_trip_and_corrupt_ones_are_moved_aside(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    state = start()
+    statefile.save(tmp_path, state)
+    (tmp_path / "orchestration-deadbeef.json").write_text('{"schema_version": 1, "id": "dead')
+    with caplog.at_level(logging.WARNING):
+        loaded = statefile.load_all(tmp_path)
+    assert loaded == {state.id: state}
+    assert (tmp_path / "orchestration-deadbeef.json.corrupt").exists()
+    assert "orchestration-deadbeef.json" in caplog.text
+    assert not list(tmp_path.glob(".*tmp"))
