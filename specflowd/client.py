@@ -46,7 +46,7 @@ class AnswerWatch:
     answer cannot slip in between looking and starting to watch."""
 
     def __init__(self, responses: Path, rid: str) -> None:
-        from watchdog.events import FileSystemEventHandler
+        from watchdog.events import FileCreatedEvent, FileMovedEvent, FileSystemEventHandler
         from watchdog.observers.inotify import InotifyObserver
 
         self.path = responses / f"{rid}.json"
@@ -61,7 +61,7 @@ class AnswerWatch:
 
         responses.mkdir(parents=True, exist_ok=True)
         self.observer = InotifyObserver()
-        self.observer.schedule(Handler(), str(responses))
+        self.observer.schedule(Handler(), str(responses), event_filter=[FileCreatedEvent, FileMovedEvent])
         self.observer.start()
 
     def wait(self, timeout: float) -> dict[str, Any] | None:

@@ -21,6 +21,8 @@ from specflowd.notify import Notifier
 from specflowd.project import Project, locate
 from specflowd.state import utcnow
 from specflowd.watch import (
+    INBOX_EVENTS,
+    TASK_LIST_EVENTS,
     InboxHandler,
     InboxTouched,
     Rescan,
@@ -92,10 +94,12 @@ class Daemon:
 
     def run(self) -> int:
         for root, site in self.sites.items():
-            self.observer.schedule(InboxHandler(root, site.inbox.requests, self.post), str(site.inbox.requests))
+            self.observer.schedule(InboxHandler(root, site.inbox.requests, self.post), str(site.inbox.requests),
+                                   event_filter=INBOX_EVENTS)
             docs = site.served.docs.worktree
             if docs.is_dir():
-                self.observer.schedule(TaskListHandler(root, docs, self.post), str(docs), recursive=True)
+                self.observer.schedule(TaskListHandler(root, docs, self.post), str(docs), recursive=True,
+                                       event_filter=TASK_LIST_EVENTS)
         self.observer.start()
         signal.signal(signal.SIGTERM, lambda *_: self.loop.stop())
         signal.signal(signal.SIGINT, lambda *_: self.loop.stop())
@@ -104,6 +108,9 @@ class Daemon:
             for site in self.sites.values():
                 self.runner.restarted(site.served)  # adopt or resume what the last daemon left
             self.scan()  # what arrived while no daemon ran
+            for site in self.sites.values():  # and what was edited by hand meanwhile
+                for spec in site.served.docs.snapshot().specs():
+                    site.hand.touched(spec)
             self.notifier.send("READY=1")
             self._status()
             log.info("serving %s", ", ".join(str(r) for r in self.sites))

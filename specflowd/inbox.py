@@ -5,6 +5,7 @@ written before the request moves, and a request whose answer exists is only move
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import stat
@@ -12,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from specflowd.protocol import MAX_BYTES, FileFacts, is_request_name
-from specflowd.statefile import atomic_write
 
 
 class Inbox:
+    """One project's requests/ and responses/ folders."""
+
     def __init__(self, requests: Path, responses: Path) -> None:
         self.requests = requests
         self.responses = responses
@@ -74,19 +76,42 @@ class Inbox:
             return None
 
     def answer(self, rid: str, response: dict[str, Any]) -> None:
-        atomic_write(self.answer_path(rid), json.dumps(response, indent=2).encode() + b"\n")
+        """Write the answer atomically. The temp file lives in `responses/.tmp/`, not next to the answer:
+        a rename inside a watched folder reaches watchdog as a rename-away plus a rename-in, and a
+        rename-away can hold up a watcher's events for 0.5 s; arriving from elsewhere it is one event.
+        Not fsynced: the order of the writes is what makes a killed daemon safe, and two fsyncs would
+        be most of a refused request's latency (state files, which matter more, are fsynced)."""
+        tmp = self.responses / ".tmp" / f"{rid}.json"
+        tmp.parent.mkdir(exist_ok=True)
+        tmp.write_bytes(json.dumps(response, indent=2).encode() + b"\n")
+        os.rename(tmp, self.answer_path(rid))
 
     def file_away(self, name: str, ok: bool) -> Path:
-        """Move the request to done/ or failed/, keeping an earlier request of the same name there."""
+        """Move the request to done/ or failed/, keeping an earlier request of the same name there.
+        Linked and unlinked rather than renamed, for the watcher's sake (see `answer`); killed between
+        the two, the next call finds the link in place and only unlinks."""
+        src = self.requests / name
         folder = self.requests / ("done" if ok else "failed")
-        target = folder / name
-        n = 1
-        while os.path.lexists(target):
-            n += 1
-            base, dot, ext = name.rpartition(".")
-            target = folder / (f"{base}~{n}.{ext}" if dot and base else f"{name}~{n}")
-        os.rename(self.requests / name, target)
+        base, dot, ext = name.rpartition(".")
+        for n in itertools.count(1):
+            target = folder / (name if n == 1 else f"{base}~{n}.{ext}" if dot and base else f"{name}~{n}")
+            if os.path.lexists(target):
+                if _same_file(src, target):
+                    break
+                continue
+            try:
+                os.link(src, target, follow_symlinks=False)
+            except PermissionError:  # a folder cannot be hard-linked
+                os.rename(src, target)
+                return target
+            break
+        os.unlink(src)
         return target
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    sa, sb = os.lstat(a), os.lstat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def _being_written(fd: int) -> bool:

@@ -42,8 +42,12 @@ class Notifier:
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # Non-blocking: a listener that stops reading must not stop the daemon.
+                self._sock = socket.socket(socket.AF_UNIX,
+                                           socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
             self._sock.sendto("\n".join(fields).encode(), target)
+        except BlockingIOError:
+            log.debug("notify socket %s is full; dropped %s", self.address, fields)
         except OSError as e:  # systemd gone or socket misconfigured: log, never die of it
             log.warning("cannot notify %s: %s", self.address, e)
 

@@ -9,7 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers.api import BaseObserver
 
 from specflowd.designdocs import TASK_FILES
@@ -40,7 +48,11 @@ class Rescan:
 
 
 _ARRIVALS = frozenset({"created", "moved", "closed"})
-_CHANGES = frozenset({"created", "moved", "closed", "modified", "deleted"})
+_CHANGES = frozenset({"created", "moved", "closed", "deleted"})
+# The kernel is asked for these only: our own reads (opens, closes) of the very files we watch
+# would otherwise wake watchdog's threads to compete with the loop for the GIL.
+INBOX_EVENTS = [FileCreatedEvent, DirCreatedEvent, FileMovedEvent, FileClosedEvent]
+TASK_LIST_EVENTS = [FileCreatedEvent, DirCreatedEvent, FileMovedEvent, FileClosedEvent, FileDeletedEvent]
 
 
 def _target(event: FileSystemEvent) -> str:

@@ -52,7 +52,7 @@ def command(tasks: tuple[str, ...], status: str | None, reason: str | None, spec
     payload = {"action": "mark", "tasks": list(tasks), "status": status, "reason": reason,
                "spec": spec or spec_hint(project.root), "evidence": evidence}
     submit(project, {k: v for k, v in payload.items() if v is not None}, wait=wait, as_json=as_json,
-           describe=lambda result: describe_outcome(result, project.branch))
+           describe=lambda result: describe_outcome(result, project.branch, list(tasks), status))
 
 
 def _resolve_evidence(evidence: str | None) -> str | None:
@@ -92,14 +92,14 @@ def _mark_now(project, tasks: list[str], status: str, reason: str | None, spec: 
         outcome = mark(docs, spec, [Mark(t, Status(status), reason) for t in tasks], evidence=evidence,
                        source="cli")
     result = outcome.as_dict()
-    click.echo(json.dumps(result, indent=2) if as_json else describe_outcome(result, project.branch))
+    click.echo(json.dumps(result, indent=2) if as_json else describe_outcome(result, project.branch, tasks, status))
 
 
-def describe_outcome(result: dict, branch: str) -> str:
+def describe_outcome(result: dict, branch: str, tasks: list[str], status: str) -> str:
     """What a person reads about a mark's outcome (`MarkOutcome.as_dict`), from --now or the daemon."""
     spec = result["spec"]
     if result["commit"] is None:
-        return f"{spec}: nothing to change (already so)."
+        return f"{spec}: nothing to change ({', '.join(tasks)} already {status.replace('_', ' ')})."
     lines = [f"{spec}: {c['task']} {c['from']} -> {c['to']}{' (follows its children)' if c['derived'] else ''}"
              for c in result["changes"]]
     return "\n".join([*lines, f"committed {result['commit'][:10]} on {branch}"])

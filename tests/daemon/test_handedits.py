@@ -41,3 +41,11 @@ def test_a_mark_never_overwrites_pending_hand_edits(project: Path, start_daemon)
     assert "- [-] T003" in text and "- [x] T001" in text
     committed = git(project, "show", "helix-design-docs:specs/demo/progress.md")
     assert "- [-] T003" in committed and "- [x] T001" in committed
+
+
+def test_edits_made_while_no_daemon_ran_are_committed_on_start(project: Path, start_daemon) -> None:
+    path = progress(project)
+    path.write_text(path.read_text().replace("- [ ] T001", "- [~] T001"))
+    start_daemon(project)
+    wait_for(lambda: "Specflow-Source: hand-edit" in branch_log(project), 15, message="hand-edit commit")
+    assert "Specflow-Status: in_progress" in branch_log(project).split("\0")[0]

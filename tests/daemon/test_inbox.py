@@ -205,3 +205,17 @@ def test_an_answered_request_left_in_the_inbox_is_only_filed_away(project: Path,
     assert d.filed("crash.json").parent.name == "done"
     assert json.loads((specflow / "responses/crash.json").read_text()) == answer
     assert "- [ ] T001" in (specflow / "design-docs/specs/demo/progress.md").read_text()
+
+
+def test_killed_between_linking_and_unlinking_a_request_it_is_filed_once(project: Path, start_daemon) -> None:
+    specflow = project / ".specflow"
+    request = specflow / "requests/half.json"
+    request.write_text('{"action": "fly"}')
+    os.link(request, specflow / "requests/failed/half.json")
+    answer = {"id": "half", "ok": False, "error": {"code": "unknown_action", "message": "m", "field": "action"},
+              "at": "2026-01-01T00:00:00Z"}
+    (specflow / "responses/half.json").write_text(json.dumps(answer))
+    d = start_daemon(project)
+    wait_for(lambda: not request.exists(), 15, message="the request unlinked")
+    assert [p.name for p in (specflow / "requests/failed").iterdir()] == ["half.json"]
+    assert "answered before" in d.log()

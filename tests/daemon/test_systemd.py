@@ -87,3 +87,13 @@ def test_abstract_notify_socket(project: Path, start_daemon) -> None:
         Receiver(sock).until(lambda m: m == "READY=1")
     finally:
         sock.close()
+
+
+def test_a_notify_listener_that_stops_reading_never_blocks_the_daemon(project: Path, start_daemon,
+                                                                      notify_socket) -> None:
+    address, _ = notify_socket  # bound, never read: its queue fills after a few datagrams
+    d = start_daemon(project, env={"NOTIFY_SOCKET": address})
+    for i in range(40):
+        d.drop({"action": "fly"}, f"n{i}.json")
+    for i in range(40):
+        assert d.answer(f"n{i}")["error"]["code"] == "unknown_action"
