@@ -23,6 +23,8 @@ from specflowd.state import utcnow
 from specflowd.watch import (
     INBOX_EVENTS,
     TASK_LIST_EVENTS,
+    BranchMoved,
+    BranchMovedHandler,
     InboxHandler,
     InboxTouched,
     Rescan,
@@ -83,6 +85,10 @@ class Daemon:
         self.supervisor = Supervisor(self.post, pool=self.pool)
         self.runner = Runner(self.loop, self.supervisor, {root: site.served for root, site in self.sites.items()},
                              drain=self.scan)
+        for site in self.sites.values():
+            served = site.served
+            site.hand.on_commit = lambda spec, served=served: self.runner.marked(served, spec)
+        self.loop.on(BranchMoved, lambda e: self.branch_moved(self.sites[e.root]))
         self.loop.on(InboxTouched, lambda e: self._handle(self.sites[e.root], e.name))
         self.loop.on(Rescan, lambda e: self.scan())
         self.loop.on(TaskListTouched, lambda e: self.sites[e.root].hand.touched(e.spec))
@@ -95,6 +101,8 @@ class Daemon:
     def run(self) -> int:
         for root, site in self.sites.items():
             self.observer.schedule(InboxHandler(root, site.inbox.requests, self.post), str(site.inbox.requests),
+                                   event_filter=INBOX_EVENTS)
+            self.observer.schedule(BranchMovedHandler(root, self.post), str(site.served.project.specflow_dir),
                                    event_filter=INBOX_EVENTS)
             docs = site.served.docs.worktree
             if docs.is_dir():
@@ -129,6 +137,19 @@ class Daemon:
             self._release()
             self.notifier.close()
         return 0
+
+    def branch_moved(self, site: Site) -> None:
+        """Marks that arrived by fetch, pull or update-ref: carry the worktree forward, and let the
+        running orchestrations see the task lists as they are now."""
+        served = site.served
+        try:
+            with served.docs.lock():
+                served.docs.sync_worktree(served.docs.tip())
+        except UserError as e:
+            log.warning("the design-docs branch moved, but the worktree could not follow: %s", e.message)
+            return
+        for spec in {s.spec for s in served.active()}:
+            self.runner.marked(served, spec)
 
     def _release(self) -> None:
         for site in self.sites.values():

@@ -114,7 +114,7 @@ def run(folder: Path, say: Callable[[str], None], timeout_s: float = 120.0) -> i
         env.pop(var, None)
     log = open(folder / "daemon.log", "wb")  # noqa: SIM115 - closed below, after the daemon
     daemon = subprocess.Popen([sys.executable, "-m", "specflowd", "run", "--project", str(project)], cwd=project,
-                              env=env, stdout=log, stderr=log)
+                              env=env, stdout=log, stderr=log, preexec_fn=_die_with_parent)
     try:
         answer = subprocess.run([sys.executable, "-m", "specflowd", "start", SPEC, "--wait", "30", "--json"],
                                 cwd=project, env=env, capture_output=True, text=True)
@@ -141,6 +141,15 @@ def run(folder: Path, say: Callable[[str], None], timeout_s: float = 120.0) -> i
         log.close()
 
 
+def _die_with_parent() -> None:
+    """In the daemon's child process: SIGTERM it when the demo itself is killed, so an interrupted
+    demo leaves no daemon behind."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _narrate(proj, oid: str, say: Callable[[str], None], deadline: float) -> int:
     """Print feed entries as the branch moves (inotify on the ref, no polling) until the
     orchestration's state says it ended."""
@@ -151,7 +160,7 @@ def _narrate(proj, oid: str, say: Callable[[str], None], deadline: float) -> int
     for entry in feed.read(proj, spec=SPEC, limit=50):
         say(f"  {entry['time'][11:19]}  {entry['subject']}")
         shown += 1
-    for entries in feed.follow(proj, None, proj_tip(proj)):
+    for entries in feed.follow(proj, None, proj_tip(proj), idle_s=0.5):
         for entry in entries:
             say(f"  {entry['time'][11:19]}  {entry['subject']}")
             shown += 1

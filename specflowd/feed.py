@@ -68,9 +68,11 @@ def read(project: Project, spec: str | None = None, limit: int | None = 50, sinc
     return entries
 
 
-def follow(project: Project, spec: str | None, start: str | None) -> Iterator[list[dict[str, Any]]]:
+def follow(project: Project, spec: str | None, start: str | None,
+           idle_s: float = 5.0) -> Iterator[list[dict[str, Any]]]:
     """Yield the new entries each time the branch moves. Woken by inotify on the ref's folder and
-    packed-refs, not by polling; a slow timer is only a safety net for missed events."""
+    packed-refs, not by polling; every `idle_s` without news it yields an empty list, a safety net
+    for missed events and a chance for the caller to stop."""
     import threading
 
     from watchdog.events import FileSystemEventHandler
@@ -90,10 +92,12 @@ def follow(project: Project, spec: str | None, start: str | None) -> Iterator[li
     last = start
     try:
         while True:
-            woken.wait(timeout=5.0)
+            news = woken.wait(timeout=idle_s)
             woken.clear()
             tip = read_ref(project.common_dir, project.branch_ref)
             if tip is None or tip == last:
+                if not news:
+                    yield []
                 continue
             new = read(project, spec=spec, limit=None, since=last, until=tip) if last else []
             last = tip

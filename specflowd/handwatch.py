@@ -32,6 +32,8 @@ class HandEdits:
         self.root = root
         self.docs = docs
         self.later = later
+        # Told of every committed hand edit, so a running orchestration sees the new statuses.
+        self.on_commit: Callable[[str], None] = lambda spec: None
         self._quiet_at: dict[str, float] = {}  # spec -> when it counts as settled
 
     def touched(self, spec: str) -> None:
@@ -56,3 +58,4 @@ class HandEdits:
             return
         if commit:
             log.info("%s: committed hand edit as %s", spec, commit[:10])
+            self.on_commit(spec)

@@ -43,6 +43,13 @@ class TaskListTouched:
 
 
 @dataclass(frozen=True)
+class BranchMoved:
+    """The design-docs branch moved outside the daemon (the reference-transaction hook's note)."""
+
+    root: Path
+
+
+@dataclass(frozen=True)
 class Rescan:
     """Look at every inbox again: events may have been lost."""
 
@@ -113,3 +120,16 @@ def make_observer(kind: str, post: Post) -> BaseObserver:
 
     logging.getLogger("watchdog.observers.inotify_c").addHandler(_OverflowAlarm(post))
     return InotifyObserver()
+
+
+BRANCH_MOVED = "branch-moved"  # the file the reference-transaction hook touches in .specflow/
+
+
+class BranchMovedHandler(FileSystemEventHandler):
+    def __init__(self, root: Path, post: Post) -> None:
+        self.root = root
+        self.post = post
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if os.path.basename(_target(event)) == BRANCH_MOVED:
+            self.post(BranchMoved(self.root))

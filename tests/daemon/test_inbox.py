@@ -129,6 +129,10 @@ def test_a_repeated_id_gets_the_first_answer_and_no_second_effect(project: Path,
 
 
 def test_orchestration_requests_through_the_client(project: Path, start_daemon) -> None:
+    # An agent that works until it is stopped: the orchestration stays running meanwhile.
+    config = project / ".specflow/config.toml"
+    config.write_text(config.read_text().replace('kind = "claude"', 'kind = "command"')
+                      .replace('command = "claude"', 'command = "sleep 600"'))
     start_daemon(project)
     r = run_cli("start", "demo", "--no-auto-merge", "--set", "max_heal_attempts=3", "--wait", "10", cwd=project)
     assert r.returncode == 0, r.stderr
@@ -143,7 +147,7 @@ def test_orchestration_requests_through_the_client(project: Path, start_daemon) 
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["result"]["status"] == status
     r = run_cli("recover", oid, "--retry", "--wait", "10", cwd=project)
-    assert r.returncode == 1 and "attention" in r.stderr
+    assert r.returncode == 1 and "nothing to recover" in r.stderr
 
 
 def test_without_wait_the_request_is_queued_and_exit_3_when_no_answer(project: Path) -> None:

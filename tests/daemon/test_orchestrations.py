@@ -33,30 +33,6 @@ def test_a_second_start_is_refused_naming_the_running_one_unless_it_is_the_same_
     assert start([first], request_id="r1") is first
 
 
-@pytest.mark.parametrize(("status", "action", "choice", "after"), [
-    (Status.RUNNING, "pause", None, Status.PAUSED),
-    (Status.PAUSED, "resume", None, Status.RUNNING),
-    (Status.PAUSED, "cancel", None, Status.CANCELLED),
-    (Status.WAITING_MERGE, "merge", None, Status.WAITING_MERGE),
-    (Status.NEEDS_ATTENTION, "recover", "retry", Status.NEEDS_ATTENTION),
-    (Status.NEEDS_ATTENTION, "recover", "abort", Status.CANCELLED),
-])
-def test_transitions(status: Status, action: str, choice: str | None, after: Status) -> None:
-    state = start().model_copy(update={"status": status})
-    new = orchestrations.apply(state, action, utcnow(), choice)
-    assert new.status is after
-    assert new.decisions[-1].decision.startswith(action)
-
-
-@pytest.mark.parametrize(("status", "action"), [
-    (Status.PAUSED, "pause"), (Status.RUNNING, "resume"), (Status.CANCELLED, "cancel"),
-    (Status.RUNNING, "merge"), (Status.RUNNING, "recover")])
-def test_requests_that_make_no_sense_now_are_conflicts(status: Status, action: str) -> None:
-    with pytest.raises(UserError) as e:
-        orchestrations.apply(start().model_copy(update={"status": status}), action, utcnow(), "retry")
-    assert e.value.code == "conflict"
-
-
 def test_state_files_round_trip_and_corrupt_ones_are_moved_aside(tmp_path: Path,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     state = start()
