@@ -37,7 +37,7 @@ def test_demo_marks_each_task_with_its_commit(repo: Path, harness: Harness, reco
     assert harness.run(request, log_path(repo, "o1", 1, "implement")).ok
     shas = git(repo, "log", "--format=%H", "-2").split()[::-1]
     assert recording_specflowd.read_text().splitlines() == [
-        f"mark T001 --done --evidence {shas[0]}", f"mark T003 --done --evidence {shas[1]}"]
+        f"mark T001 --done --evidence {shas[0]} --wait 30", f"mark T003 --done --evidence {shas[1]} --wait 30"]
 
 
 def test_demo_reports_a_failed_step(repo: Path, harness: Harness) -> None:
