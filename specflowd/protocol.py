@@ -186,6 +186,8 @@ def _decode(raw: bytes, is_toml: bool) -> tuple[dict[str, Any], str | None]:
         data = tomllib.loads(text) if is_toml else json.loads(text)
     except (tomllib.TOMLDecodeError, ValueError) as e:
         return {}, f"not valid {'TOML' if is_toml else 'JSON'}: {e}"
+    except RecursionError:  # both parsers recurse: 64 KiB of brackets is deeper than Python goes
+        return {}, f"not valid {'TOML' if is_toml else 'JSON'}: nested too deeply"
     if not isinstance(data, dict):
         return {}, "a request is an object with an `action`"
     return data, None

@@ -1,0 +1,157 @@
+"""Issue 4's load figure through the real daemon: 16 agents (the fake Claude Code) each streaming
+10,000 stream-json events as fast as they can, while a client drops refused requests into the
+inbox and times each answer. Reports the answer latency while they stream, the daemon's CPU per
+1,000 events, and checks every saved log holds its events complete and in order.
+
+Run: python3 tests/bench/bench_stream.py [--agents 16] [--events 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from common import ENV, ROOT, ms, pct, table
+
+FAKES = ROOT / "tests" / "fakes"
+SEQ = re.compile(r"'seq': (\d+)|\"seq\": (\d+)")
+
+
+def build(base: Path, agents: int) -> Path:
+    from specflowd.config import Config, render_config
+    from specflowd.gitstore import git
+    from specflowd.project import locate
+    from specflowd.workspace import initialize
+
+    project = base / "project"
+    project.mkdir()
+    git(project, "init", "-q", "-b", "main")
+    git(project, "commit", "-q", "--allow-empty", "-m", "initial")
+    proj = locate(project)
+    config = Config()
+    config.orchestration.skip_analyze = True
+    config.pool.max_agents = agents
+    proj.specflow_dir.mkdir()
+    proj.config_path.write_text(render_config(config))
+    initialize(locate(project))
+    for i in range(agents):
+        spec = proj.design_docs / "specs" / f"s{i}"
+        spec.mkdir(parents=True)
+        (spec / "progress.md").write_text("## Work\n- [ ] T001 stream\n")
+    git(proj.design_docs, "add", "-A")
+    git(proj.design_docs, "commit", "-q", "-m", "specs")
+    return project
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--agents", type=int, default=16)
+    ap.add_argument("--events", type=int, default=10_000)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        project = build(base, a.agents)
+        bin_dir = base / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "claude").write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKES / "fake_claude.py"}" "$@"\n')
+        (bin_dir / "claude").chmod(0o755)
+        gate = base / "gate"
+        scenario = base / "scenario.json"
+        scenario.write_text(json.dumps({"steps": [{"wait_for_file": str(gate)}, {"events": a.events}],
+                                        "outcome": "success", "cost": 0.01}))
+        env = dict(ENV, PATH=f"{bin_dir}{os.pathsep}{ENV['PATH']}", PYTHONPATH=str(ROOT),
+                   FAKE_AGENT_SCENARIO=str(scenario), HOME=str(base))
+        log = open(base / "daemon.log", "wb")  # noqa: SIM115
+        daemon = subprocess.Popen([sys.executable, "-m", "specflowd", "run"], cwd=project, env=env, stdout=log,
+                                  stderr=log)
+        try:
+            for i in range(a.agents):
+                r = subprocess.run([sys.executable, "-m", "specflowd", "start", f"s{i}", "--wait", "60"],
+                                   cwd=project, env=env, capture_output=True, text=True)
+                assert r.returncode == 0, r.stderr
+            logs = project / ".specflow" / "logs"
+
+            def agents_waiting() -> int:
+                return sum(1 for _ in logs.glob("*/*-implement.jsonl"))
+
+            deadline = time.monotonic() + 120
+            while agents_waiting() < a.agents and time.monotonic() < deadline:
+                time.sleep(0.05)
+            latencies: list[float] = []
+            stop = threading.Event()
+
+            def client() -> None:
+                sys.path.insert(0, str(ROOT))
+                from specflowd.client import AnswerWatch
+
+                responses = project / ".specflow" / "responses"
+                n = 0
+                while not stop.is_set():
+                    rid = f"probe-{n}"
+                    watch = AnswerWatch(responses, rid)
+                    t = time.perf_counter()
+                    tmp_file = project / ".specflow" / "requests" / "tmp" / f"{rid}.json"
+                    tmp_file.write_text('{"action": "no-such-action"}')
+                    os.rename(tmp_file, project / ".specflow" / "requests" / f"{rid}.json")
+                    if watch.wait(10) is not None:
+                        latencies.append(time.perf_counter() - t)
+                    n += 1
+                    time.sleep(0.02)
+
+            cpu0 = cpu_s(daemon.pid)
+            began = time.monotonic()
+            gate.write_text("go\n")
+            probe = threading.Thread(target=client)
+            probe.start()
+
+            def finished() -> int:
+                done = 0
+                for path in (project / ".specflow" / "workflows").glob("*.json"):
+                    state = json.loads(path.read_text())
+                    done += any(r["ended_at"] for r in state["runs"])
+                return done
+
+            while finished() < a.agents and time.monotonic() - began < 300:
+                time.sleep(0.1)
+            streamed_s = time.monotonic() - began
+            stop.set()
+            probe.join()
+            cpu = cpu_s(daemon.pid) - cpu0
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=20)
+            log.close()
+        ordered = complete = 0
+        for path in logs.glob("*/*-implement.jsonl"):
+            # The fake numbers its events: text blocks carry {'seq': n}, tool calls {"seq": n}.
+            seqs = [int(m.group(1) or m.group(2)) for m in SEQ.finditer(path.read_text())]
+            complete += len(set(seqs)) == a.events
+            ordered += seqs == sorted(seqs)
+        total = a.agents * a.events
+        rows = [
+            ("agents x events", f"{a.agents} x {a.events}"),
+            ("streaming time", f"{streamed_s:.1f} s"),
+            ("logs complete / in order", f"{complete} / {ordered} of {a.agents}"),
+            ("inbox answers while streaming", str(len(latencies))),
+            ("answer latency p50 / p99", f"{ms(pct(latencies, 50))} / {ms(pct(latencies, 99))}" if latencies else "-"),
+            ("daemon CPU per 1,000 events", f"{cpu / total * 1000 * 1000:.1f} ms"),
+        ]
+        table("16 agents streaming through the daemon", rows, ("what", "value"))
+
+
+if __name__ == "__main__":
+    main()

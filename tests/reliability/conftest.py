@@ -1,0 +1,3 @@
+"""The reliability suite reuses the daemon tests' fixtures."""
+
+from tests.daemon.conftest import start_daemon  # noqa: F401 - a fixture, found by pytest by name
