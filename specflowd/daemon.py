@@ -3,6 +3,7 @@ watchers, signals and systemd, and answers every request exactly once."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -24,7 +25,6 @@ from specflowd.watch import (
     INBOX_EVENTS,
     TASK_LIST_EVENTS,
     BranchMoved,
-    BranchMovedHandler,
     InboxHandler,
     InboxTouched,
     Rescan,
@@ -45,6 +45,10 @@ class WatchdogPing:
 @dataclass(frozen=True)
 class Reload:
     """SIGHUP: read the configuration again."""
+
+
+class RequestDeferred(Exception):
+    """A request that cannot be done now for reasons outside it (a full disk): it stays queued."""
 
 
 class Site:
@@ -101,8 +105,6 @@ class Daemon:
     def run(self) -> int:
         for root, site in self.sites.items():
             self.observer.schedule(InboxHandler(root, site.inbox.requests, self.post), str(site.inbox.requests),
-                                   event_filter=INBOX_EVENTS)
-            self.observer.schedule(BranchMovedHandler(root, self.post), str(site.served.project.specflow_dir),
                                    event_filter=INBOX_EVENTS)
             docs = site.served.docs.worktree
             if docs.is_dir():
@@ -188,8 +190,18 @@ class Daemon:
             site.inbox.file_away(name, bool(prior.get("ok")))
             log.info("request %s (%s): answered before, not done again", rid, name)
             return
-        response = self._respond(site, rid, parsed)
-        site.inbox.answer(rid, response)
+        try:
+            response = self._respond(site, rid, parsed)
+            site.inbox.answer(rid, response)
+        except RequestDeferred:
+            self.notifier.status(f"disk full: requests wait in {site.inbox.requests}")
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            log.error("request %s stays queued: no space left to write its answer", rid)
+            self.notifier.status(f"disk full: requests wait in {site.inbox.requests}")
+            return
         site.inbox.file_away(name, response["ok"])
         self.answered += 1
         if response["ok"]:
@@ -207,6 +219,15 @@ class Daemon:
             code = e.code if e.code in protocol.ERROR_CODES else "invalid_field"
             return protocol.error_response(rid, protocol.ErrorBody(code=code, message=e.message, field=e.field),
                                            utcnow())
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                # Not the request's fault, and it passes: leave it queued; the rescan tries again.
+                log.error("request %s stays queued: no space left on the disk of %s", rid, site.served.project.root)
+                raise RequestDeferred(rid) from e
+            log.exception("request %s failed", rid)
+            return protocol.error_response(
+                rid, protocol.ErrorBody(code="internal", message=f"the daemon failed: {type(e).__name__}: {e}"),
+                utcnow())
         except Exception as e:
             log.exception("request %s failed", rid)
             return protocol.error_response(

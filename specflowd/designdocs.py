@@ -23,6 +23,7 @@ from specflowd.gitstore import (
 )
 from specflowd.progress import Document, parse
 from specflowd.project import Project
+from specflowd.textmerge import reapply
 
 TASK_FILES = ("progress.md", "tasks.md")
 MAX_RETRIES = 20
@@ -32,6 +33,9 @@ MAX_RETRIES = 20
 class FileChange:
     path: str  # relative to the branch root
     data: bytes | None  # None removes the file
+    # What the worktree file held when the change was made. If a person saved the file since,
+    # the change is carried onto their copy instead of overwriting it.
+    base: bytes | None = None
 
 
 # What a commit builder returns: the files to write and the message, or None for "no commit".
@@ -211,11 +215,22 @@ class DesignDocs:
             if ch.data is None:
                 target.unlink(missing_ok=True)
                 continue
+            data = ch.data
+            if ch.base is not None:
+                current = self.worktree_bytes(ch.path)
+                if current is not None and current not in (ch.base, ch.data):
+                    # Saved by someone between our reading and our writing: keep their edit, with
+                    # our change carried onto it; it is committed as their hand edit next.
+                    data = reapply(ch.base, ch.data, current) or current
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.parent / f".{target.name}.specflowd-tmp"
-            with open(tmp, "wb") as f:
-                f.write(ch.data)
-            os.replace(tmp, target)
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, target)
+            except OSError:
+                tmp.unlink(missing_ok=True)  # a full disk must not leave a stray file in the worktree
+                raise
         git(self.worktree, "update-index", "-q", "--add", "--remove", "--", *[ch.path for ch in changes],
             quiet=True)
 

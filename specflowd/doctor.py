@@ -134,7 +134,9 @@ def check_inotify(project: Project) -> Check:
     # Each watched folder costs a watch; the design-docs worktree is watched recursively.
     folders = 16 + (sum(1 for p in project.design_docs.rglob("*") if p.is_dir()) if project.design_docs.exists() else 0)
     need_watches = folders * projects
-    need_instances = 8 * projects
+    # watchdog opens one inotify instance per watched folder: the inbox and the design-docs
+    # worktree of each project, and one for the agent supervisor.
+    need_instances = 2 * projects + 2
     if watches < need_watches or instances < need_instances:
         return Check("inotify", FAIL,
                      f"limits {watches} watches / {instances} instances; {projects} project(s) need about "

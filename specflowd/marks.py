@@ -64,7 +64,7 @@ def mark(docs: DesignDocs, spec: str, marks: list[Mark], *, orchestration: str |
             docs.remember(data, new_doc)
             message = mark_message(spec, changes, orchestration=orchestration, batch=batch, evidence=evidence,
                                    source=source)
-            return [FileChange(path, data)], message
+            return [FileChange(path, data, base=doc.to_bytes())], message
 
         outcome.commit = docs.commit_locked(build)
     return outcome
@@ -79,6 +79,11 @@ def commit_hand_edits_locked(docs: DesignDocs, spec: str) -> str | None:
     """Commit a person's uncommitted edit of a spec's task list, with a trailer for every task whose
     status changed. An edit that breaks the task list is refused, and nothing is committed."""
     from specflowd.lint import lint
+
+    # The common case, answered without a git process: the worktree holds what is committed.
+    snap = docs.snapshot()
+    if docs.worktree_bytes(snap.task_file(spec)) in (None, snap.read(snap.task_file(spec))):
+        return None
 
     def build(snap: Snapshot) -> tuple[list[FileChange], str] | None:
         path = snap.task_file(spec)

@@ -54,6 +54,9 @@ class Rescan:
     """Look at every inbox again: events may have been lost."""
 
 
+# The note the reference-transaction hook leaves in the inbox: hidden, so never read as a request,
+# and seen by the inbox's own watch, so it costs no inotify instance of its own.
+BRANCH_MOVED = ".branch-moved"
 _ARRIVALS = frozenset({"created", "moved", "closed"})
 _CHANGES = frozenset({"created", "moved", "closed", "deleted"})
 # The kernel is asked for these only: our own reads (opens, closes) of the very files we watch
@@ -77,8 +80,12 @@ class InboxHandler(FileSystemEventHandler):
         if event.event_type not in _ARRIVALS:  # folders too: they are answered `not_regular_file`
             return
         folder, name = os.path.split(_target(event))
-        if folder == self.requests and is_request_name(name):
+        if folder != self.requests:
+            return
+        if is_request_name(name):
             self.post(InboxTouched(self.root, name))
+        elif name == BRANCH_MOVED:
+            self.post(BranchMoved(self.root))
 
 
 class TaskListHandler(FileSystemEventHandler):
@@ -122,14 +129,3 @@ def make_observer(kind: str, post: Post) -> BaseObserver:
     return InotifyObserver()
 
 
-BRANCH_MOVED = "branch-moved"  # the file the reference-transaction hook touches in .specflow/
-
-
-class BranchMovedHandler(FileSystemEventHandler):
-    def __init__(self, root: Path, post: Post) -> None:
-        self.root = root
-        self.post = post
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if os.path.basename(_target(event)) == BRANCH_MOVED:
-            self.post(BranchMoved(self.root))

@@ -34,6 +34,8 @@ def do_task(task: str, title: str, mark: bool) -> str:
     """Write the task's file, commit it with the trailer, mark it; returns the commit."""
     path = FOLDER / f"{task}.md"
     path.parent.mkdir(exist_ok=True)
+    # The title is data from the task list: printable characters only, in the file and the message.
+    title = "".join(c if c.isprintable() else " " for c in title).strip()
     path.write_text(f"# {task}\n\n{title}\n")
     _run("git", "add", "--", str(path))
     if _run("git", "status", "--porcelain", "--", str(path)):

@@ -45,6 +45,7 @@ Post = Callable[[object], None]
 _log = logging.getLogger(__name__)
 
 _STDERR_TAIL = 4000
+AGENT_NICE = 5
 
 
 def log_path(project: Path, orchestration: str, n: int, phase: str) -> Path:
@@ -202,6 +203,11 @@ class Supervisor:
         except OSError as e:
             self._finish(run, AgentResult(ok=False, error_type=ErrorType.PROCESS_FAILED, stderr_tail=str(e)))
             return
+        else:
+            # Agents are batch work and the daemon coordinates them: under CPU contention the daemon
+            # keeps answering the inbox. Set at once, before the agent starts children of its own.
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, proc.pid, AGENT_NICE)
         finally:
             for fd in (out, err, stdin):
                 os.close(fd)

@@ -71,8 +71,8 @@ def main() -> None:
         (bin_dir / "claude").chmod(0o755)
         gate = base / "gate"
         scenario = base / "scenario.json"
-        scenario.write_text(json.dumps({"steps": [{"wait_for_file": str(gate)}, {"events": a.events}],
-                                        "outcome": "success", "cost": 0.01}))
+        scenario.write_text(json.dumps({"steps": [{"wait_for_file": str(gate)}, {"events": a.events},
+                                                  {"mark": "T001"}], "outcome": "success", "cost": 0.01}))
         env = dict(ENV, PATH=f"{bin_dir}{os.pathsep}{ENV['PATH']}", PYTHONPATH=str(ROOT),
                    FAKE_AGENT_SCENARIO=str(scenario), HOME=str(base))
         log = open(base / "daemon.log", "wb")  # noqa: SIM115
@@ -136,7 +136,7 @@ def main() -> None:
             daemon.wait(timeout=20)
             log.close()
         ordered = complete = 0
-        for path in logs.glob("*/*-implement.jsonl"):
+        for path in logs.glob("*/1-implement.jsonl"):
             # The fake numbers its events: text blocks carry {'seq': n}, tool calls {"seq": n}.
             seqs = [int(m.group(1) or m.group(2)) for m in SEQ.finditer(path.read_text())]
             complete += len(set(seqs)) == a.events

@@ -1,0 +1,25 @@
+"""Marks arriving by fetch or update-ref: the reference-transaction hook wakes the daemon, which
+carries the design-docs worktree forward at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import git, run_cli, wait_for
+from tests.daemon.conftest import make_project
+
+
+def test_a_fetched_mark_reaches_the_worktree(repo: Path, tmp_path: Path, start_daemon) -> None:
+    project = make_project(repo)
+    assert run_cli("hooks", "install", cwd=project).returncode == 0
+    start_daemon(project)
+    other = tmp_path / "colleague"
+    git(tmp_path, "clone", "-q", "--branch", "helix-design-docs", str(project), str(other))
+    tasks = other / "specs" / "demo" / "progress.md"
+    tasks.write_text(tasks.read_text().replace("- [ ] T002", "- [x] T002"))
+    git(other, "commit", "-qam", "T002 done: by a colleague\n\nSpecflow-Task: T002\nSpecflow-Status: done")
+    git(project, "fetch", "-q", str(other), "helix-design-docs")
+    git(project, "update-ref", "refs/heads/helix-design-docs", "FETCH_HEAD")  # runs the hook
+    worktree_file = project / ".specflow" / "design-docs" / "specs" / "demo" / "progress.md"
+    wait_for(lambda: "- [x] T002" in worktree_file.read_text(), 10, message="the worktree to follow the branch")
+    assert git(project / ".specflow" / "design-docs", "status", "--porcelain") == ""
