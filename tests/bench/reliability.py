@@ -1,0 +1,69 @@
+"""The figures of README's Reliability section, regenerated: runs the reliability suite (with its
+long variants), the crash test and the load test, and prints the table as Markdown.
+
+Run: python3 tests/bench/reliability.py
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+from common import ENV, ROOT
+
+
+def run(cmd: list[str]) -> tuple[int, str, float]:
+    t = time.monotonic()
+    r = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    return r.returncode, r.stdout + r.stderr, time.monotonic() - t
+
+
+def passed(out: str) -> str:
+    m = re.search(r"(\d+) passed", out)
+    failed = re.search(r"(\d+) failed", out)
+    return f"{m.group(1) if m else 0} passed" + (f", {failed.group(1)} FAILED" if failed else "")
+
+
+def value(out: str, label: str) -> str:
+    m = re.search(rf"^{re.escape(label)}\s+(.+?)\s*$", out, re.M)
+    return m.group(1) if m else "?"
+
+
+def main() -> None:
+    py = sys.executable
+    rows = []
+    cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/reliability/test_hostile_requests.py"]
+    code, out, _ = run(cmd)
+    rows.append(("Hostile requests: 10,000 generated (bytes, JSON, TOML) through the validator, plus "
+                 "hand-made cases and 15 nasty files through a live daemon, each answered once",
+                 passed(out), " ".join(cmd[2:])))
+    cmd = [py, "tests/bench/bench_crash.py", "--kills", "25"]
+    code, out, took = run(cmd)
+    rows.append(("Daemon SIGKILLed at random moments during an orchestration of 30 tasks in 5 batches",
+                 f"{value(out, 'SIGKILLs')} kills, {value(out, 'tasks done in the feed')} tasks done once each, "
+                 f"fsck {value(out, 'git fsck')}, {value(out, 'orphan agent processes')} orphans: "
+                 f"{'PASS' if 'result: PASS' in out else 'FAIL'}", " ".join(cmd[1:])))
+    cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--runslow", "tests/reliability/test_concurrency.py"]
+    code, out, _ = run(cmd)
+    rows.append(("Marks through the daemon racing 200 external commits and a person's edit: 1,000 (and 200) "
+                 "marks, none lost", passed(out), " ".join(cmd[2:])))
+    cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/reliability/test_faults.py",
+           "tests/reliability/test_task_text.py"]
+    code, out, _ = run(cmd)
+    rows.append(("Faults injected (full disk, worktree and branch removed, locks, SIGTERM-proof agent, "
+                 "trampled task list, clock jumps) and hostile task text", passed(out), " ".join(cmd[2:])))
+    cmd = [py, "tests/bench/bench_load.py"]
+    code, out, _ = run(cmd)
+    rows.append(("One daemon, 50 projects, 200 orchestrations: start to READY / memory / idle CPU over 30 s",
+                 f"{value(out, 'start to READY=1')} / {value(out, 'resident memory at READY / after idling')} / "
+                 f"{value(out, 'idle CPU over 30 s')}", " ".join(cmd[1:])))
+    print("| what | result | command |")
+    print("| --- | --- | --- |")
+    for what, result, command in rows:
+        print(f"| {what} | {result} | `python3 {command}` |")
+
+
+if __name__ == "__main__":
+    main()
