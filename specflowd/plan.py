@@ -90,6 +90,9 @@ def _dependency_order(ids: list[str], members: list[int], depends: dict[int, tup
     if not any(i in depends for i in members):
         return members
     local = {ids[i]: i for i in members}
+    # The common case: every dependency points back to an earlier task, and file order holds.
+    if all((j := local.get(dep)) is None or j < i for i in members for dep in depends.get(i, ())):
+        return members
     edges: dict[int, list[int]] = {}
     indegree = dict.fromkeys(members, 0)
     for i in members:

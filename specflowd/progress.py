@@ -31,8 +31,10 @@ DEPENDS_TEXT_RE = re.compile(
     r"\b(?:depends on|after|requires)\s+(T\d{3,}[a-z]?(?:\s*(?:,|and|&)\s*T\d{3,}[a-z]?)*)", re.IGNORECASE
 )
 TASK_ID_RE = re.compile(r"T\d{3,}[a-z]?")
-BLOCKED_RE = re.compile(rb"( ?)\(blocked: (.*)\)(\s*)$", re.DOTALL)
-BLOCKED_TEXT_RE = re.compile(r" ?\(blocked: (.*)\)\s*$")
+# The reason is the last "(blocked: …)" of the line: a reason never holds another one, so text
+# that happens to say "(blocked:" stays text.
+BLOCKED_RE = re.compile(rb"( ?)\(blocked: ((?:(?!\(blocked: ).)*)\)(\s*)$", re.DOTALL)
+BLOCKED_TEXT_RE = re.compile(r" ?\(blocked: ((?:(?!\(blocked: ).)*)\)\s*$")
 TAB_WIDTH = 4
 
 
@@ -123,13 +125,13 @@ class Document:
     __slots__ = ("lines", "sections", "warnings", "_rows", "_by_id", "_tasks")
 
     def __init__(self, lines: tuple[bytes, ...], rows: list[tuple], sections: tuple[Section, ...],
-                 by_id: dict[str, list[int]], warnings: tuple[str, ...] = ()) -> None:
+                 by_id: dict[str, list[int]] | None = None, warnings: tuple[str, ...] = ()) -> None:
         self.lines = lines
         self.sections = sections
         self.warnings = warnings
         # rows[i] = (id, line, end_line, indent, box, section_index, subsection, parent, children)
         self._rows = rows
-        self._by_id = by_id
+        self._by_id = by_id  # id -> task indexes, built on the first lookup
         self._tasks: tuple[Task, ...] | None = None
 
     def __len__(self) -> int:
@@ -174,7 +176,9 @@ class Document:
         for line in sorted(hit_lines):
             index = bisect_left(task_lines, line)
             if index < len(task_lines) and task_lines[index] == line:
-                deps = self.task(index).depends
+                m = TASK_RE.match(self.lines[line].rstrip(b"\r\n"))
+                assert m is not None
+                deps = tuple(d for d in _depends(_decode(m.group(4))) if d != self._rows[index][0])
                 if deps:
                     out[index] = deps
         return out
@@ -200,6 +204,8 @@ class Document:
             n = int(key[1:])
             if 1 <= n <= len(self._rows):
                 return self.task(n - 1)
+        if self._by_id is None:
+            self._by_id = _index(self._rows)
         hits = self._by_id.get(key) or self._by_id.get(key.upper(), [])
         if len(hits) == 1:
             return self.task(hits[0])
@@ -229,6 +235,17 @@ def _indent_width(ws: bytes) -> int:
     return len(ws) + (TAB_WIDTH - 1) * ws.count(b"\t")
 
 
+def _depends(text: str) -> tuple[str, ...]:
+    """Task ids a task's text names as dependencies, in both forms."""
+    found: list[str] = []
+    for dm in DEPENDS_TAG_RE.finditer(text):
+        ids = TASK_ID_RE.findall(dm.group(1))
+        found.extend(ids or [d.strip() for d in dm.group(1).split(",") if d.strip()])
+    for dm in DEPENDS_TEXT_RE.finditer(DEPENDS_TAG_RE.sub("", text)):
+        found.extend(TASK_ID_RE.findall(dm.group(1)))
+    return tuple(dict.fromkeys(found))
+
+
 def _details(desc: str, blocked: bool) -> tuple[str, tuple[str, ...], tuple[str, ...], str | None]:
     """(title, tags, depends, blocked reason) of a task's text; only a blocked task has a reason,
     elsewhere "(blocked: …)" is just words."""
@@ -241,16 +258,11 @@ def _details(desc: str, blocked: bool) -> tuple[str, tuple[str, ...], tuple[str,
     if bm:
         reason = bm.group(1)
         rest = rest[: bm.start()]
-    depends: list[str] = []
-    for dm in DEPENDS_TAG_RE.finditer(rest):
-        found = TASK_ID_RE.findall(dm.group(1))
-        depends.extend(found or [d.strip() for d in dm.group(1).split(",") if d.strip()])
+    depends = _depends(rest)
     rest = DEPENDS_TAG_RE.sub("", rest)
     tags = tuple(TAG_RE.findall(rest))
     rest = TAG_RE.sub("", rest)
-    for dm in DEPENDS_TEXT_RE.finditer(rest):
-        depends.extend(TASK_ID_RE.findall(dm.group(1)))
-    return " ".join(rest.split()), tags, tuple(dict.fromkeys(depends)), reason
+    return " ".join(rest.split()), tags, depends, reason
 
 
 def excluded_lines(lines: tuple[bytes, ...]) -> set[int]:
@@ -312,7 +324,6 @@ def parse(data: bytes) -> Document:
     heading = HEADING_RE.match
     rows: list[tuple] = []
     sections: list[Section] = []
-    by_id: dict[str, list[int]] = {}
     children: dict[int, list[int]] = {}
     section_index = 0
     subsection: str | None = None
@@ -343,10 +354,6 @@ def parse(data: bytes) -> Document:
                 stack = [(0, index)]
             task_id = (kit_id or dotted_id or b"").decode() or f"#{index + 1}"
             rows.append((task_id, i, i, indent, box, section_index, subsection, parent, ()))
-            if task_id in by_id:
-                by_id[task_id].append(index)
-            else:
-                by_id[task_id] = [index]
         elif first == b"#":
             hm = heading(raw.rstrip(b"\r\n"))
             if hm is None or (excluded and i in excluded):
@@ -364,11 +371,22 @@ def parse(data: bytes) -> Document:
             stack.clear()  # an unindented paragraph ends the list
     if children:
         _fold_children(rows, children)
-    warnings = tuple(
-        f"task id {k} appears {len(v)} times (lines {', '.join(str(rows[i][1] + 1) for i in v)})"
-        for k, v in by_id.items() if len(v) > 1
-    )
+    by_id = None
+    warnings: tuple[str, ...] = ()
+    if len({row[0] for row in rows}) != len(rows):  # a C-level check; the index only when needed
+        by_id = _index(rows)
+        warnings = tuple(
+            f"task id {k} appears {len(v)} times (lines {', '.join(str(rows[i][1] + 1) for i in v)})"
+            for k, v in by_id.items() if len(v) > 1
+        )
     return Document(lines, rows, tuple(sections), by_id, warnings)
+
+
+def _index(rows: list[tuple]) -> dict[str, list[int]]:
+    by_id: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_id.setdefault(row[0], []).append(index)
+    return by_id
 
 
 def _fold_children(rows: list[tuple], children: dict[int, list[int]]) -> None:
@@ -406,7 +424,8 @@ class Change:
 def clean_reason(reason: str) -> str:
     """A blocked reason fit for one line of a task list (and one commit trailer)."""
     text = " ".join("".join(c if c.isprintable() else " " for c in reason).split())
-    return text or "no reason given"
+    # A reason holds no "(blocked: " of its own, or it would not read back as one reason.
+    return text.replace("(blocked: ", "(blocked ") or "no reason given"
 
 
 def _rewrite_line(raw: bytes, box: bytes, reason: str | None) -> bytes:
@@ -423,7 +442,7 @@ def _rewrite_line(raw: bytes, box: bytes, reason: str | None) -> bytes:
     if reason is not None:
         trail = len(desc) - len(desc.rstrip())
         body, tail = (desc[: len(desc) - trail], desc[len(desc) - trail:]) if trail else (desc, b"")
-        desc = body + b" (blocked: " + clean_reason(reason).encode() + b")" + tail
+        desc = body + (b" " if body else b"") + b"(blocked: " + clean_reason(reason).encode() + b")" + tail
     return head + desc + ending
 
 

@@ -236,13 +236,14 @@ def task_line(draw) -> bytes:
     indent = draw(st.sampled_from([b"", b"  ", b"    ", b"\t"]))
     bullet = draw(st.sampled_from([b"-", b"*", b"+"]))
     ident = draw(st.sampled_from([b"", b"T%03d " % draw(st.integers(0, 999)), b"2.1 ", b"3. "]))
-    reason = draw(st.sampled_from([b"", b" (blocked: waiting)"]))
+    reason = draw(st.booleans())
     body = ident + draw(TEXT)
     if reason:
-        # A reason is written as " (blocked: why)" after the text (README): spacing other than
-        # that one space cannot be told apart from the text's own once the reason is gone.
+        # A reason is written as "(blocked: why)" after the text and one space (README): other
+        # spacing cannot be told apart from the text's own once the reason is gone.
         body = body.rstrip()
-    return indent + bullet + b" [" + draw(BOXES) + b"] " + body + reason
+        body += (b" " if body else b"") + b"(blocked: waiting)"
+    return indent + bullet + b" [" + draw(BOXES) + b"] " + body
 
 
 @st.composite
