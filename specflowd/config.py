@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -75,18 +75,26 @@ def describe_validation_error(e: ValidationError, where: str) -> str:
     return f"{where}: {loc}: {first['msg']}"
 
 
-def load_config(path: Path) -> Config:
-    """The project's config; missing file means defaults. A broken file is a UserError naming it."""
+M = TypeVar("M", bound="Config")
+
+
+def _load(path: Path, model: type[M]) -> M:
+    """A config file validated as `model`; missing means defaults. A broken file is a UserError naming it."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return Config()
+        return model()
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not valid TOML: {e}") from None
     try:
-        return Config.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         raise UserError(describe_validation_error(e, str(path))) from None
+
+
+def load_config(path: Path) -> Config:
+    """The project's `.specflow/config.toml`."""
+    return _load(path, Config)
 
 
 def user_config_path() -> Path:
@@ -95,17 +103,7 @@ def user_config_path() -> Path:
 
 
 def load_user_config() -> UserConfig:
-    path = user_config_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return UserConfig()
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid TOML: {e}") from None
-    try:
-        return UserConfig.model_validate(data)
-    except ValidationError as e:
-        raise UserError(describe_validation_error(e, str(path))) from None
+    return _load(user_config_path(), UserConfig)
 
 
 def render_config(config: Config) -> str:

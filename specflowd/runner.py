@@ -252,30 +252,32 @@ class Runner:
                                                        log_file=str(e.log_path)))
 
     def _on_finished(self, e: RunFinished) -> None:
-        found = self._served_run(e.run_id)
-        if found is None:
-            return
-        served, state, n = found
-        worktrees.unlock(served.project, state.spec)
-        self.drain()
-        state = served.states[state.id]
-        run = _agent_run(state, n)
-        self._step(served, state, machine.AgentFinished(
-            now=utcnow(), run_n=n, result=_result(e.result, run), task_status=self.statuses(served, state)))
+        ended = self._ended(e.run_id)
+        if ended is not None:
+            served, state, n = ended
+            self._step(served, state, machine.AgentFinished(
+                now=utcnow(), run_n=n, result=_result(e.result, _agent_run(state, n)),
+                task_status=self.statuses(served, state)))
 
     def _on_interrupted(self, e: RunInterrupted) -> None:
-        found = self._served_run(e.run_id)
+        ended = self._ended(e.run_id)
+        if ended is not None:
+            served, state, n = ended
+            result = machine.RunResult(ok=False, error_type="process_failed", session_id=e.session_id,
+                                       error="the agent ended while no daemon watched it, without a result",
+                                       transcript_tail=_tail(e.log_path))
+            self._step(served, state, machine.AgentFinished(now=utcnow(), run_n=n, result=result,
+                                                            task_status=self.statuses(served, state)))
+
+    def _ended(self, run_id: str) -> tuple[Served, OrchestrationState, int] | None:
+        """A run ended: free its worktree, and answer the waiting requests first (see `drain`)."""
+        found = self._served_run(run_id)
         if found is None:
-            return
+            return None
         served, state, n = found
         worktrees.unlock(served.project, state.spec)
         self.drain()
-        state = served.states[state.id]
-        result = machine.RunResult(ok=False, error_type="process_failed", session_id=e.session_id,
-                                   error="the agent ended while no daemon watched it, without a result",
-                                   transcript_tail=_tail(e.log_path))
-        self._step(served, state, machine.AgentFinished(now=utcnow(), run_n=n, result=result,
-                                                        task_status=self.statuses(served, state)))
+        return served, served.states[state.id], n
 
     # -- verify and merge ---------------------------------------------------------------------
 

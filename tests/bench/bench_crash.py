@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import ENV, ROOT, table
+from common import ENV, ROOT, make_project, specflowd_on_path, table
 
 from specflowd import feed
 from specflowd.project import locate
@@ -39,30 +39,14 @@ def tasks(batches: int = 5, per: int = 6) -> str:
 
 
 def build(base: Path) -> Path:
-    from specflowd.config import Config, render_config
-    from specflowd.gitstore import git
-    from specflowd.workspace import initialize
+    def configure(config) -> None:
+        config.agent.kind = "command"
+        config.agent.command = f"{sys.executable} -m specflowd.agents.demo"
+        config.orchestration.auto_merge = True
+        config.orchestration.skip_analyze = True
+        config.orchestration.verify_command = "true"
 
-    project = base / "project"
-    project.mkdir()
-    git(project, "init", "-q", "-b", "main")
-    git(project, "commit", "-q", "--allow-empty", "-m", "initial")
-    proj = locate(project)
-    config = Config()
-    config.agent.kind = "command"
-    config.agent.command = f"{sys.executable} -m specflowd.agents.demo"
-    config.orchestration.auto_merge = True
-    config.orchestration.skip_analyze = True
-    config.orchestration.verify_command = "true"
-    proj.specflow_dir.mkdir()
-    proj.config_path.write_text(render_config(config))
-    initialize(locate(project))
-    spec = proj.design_docs / "specs" / "crash"
-    spec.mkdir(parents=True)
-    (spec / "progress.md").write_text(tasks())
-    git(proj.design_docs, "add", "-A")
-    git(proj.design_docs, "commit", "-q", "-m", "crash test tasks")
-    return project
+    return make_project(base, "project", {"crash": tasks()}, configure)
 
 
 class Daemon:
@@ -118,10 +102,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         project = build(base)
-        bin_dir = base / "bin"
-        bin_dir.mkdir()
-        (bin_dir / "specflowd").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m specflowd "$@"\n')
-        (bin_dir / "specflowd").chmod(0o755)
+        bin_dir = specflowd_on_path(base)
         env = dict(ENV, PATH=f"{bin_dir}{os.pathsep}{ENV['PATH']}", PYTHONPATH=str(ROOT),
                    SPECFLOWD_DEMO_TASK_S=str(args.task_s))
         log = base / "daemon.log"

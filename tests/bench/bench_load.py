@@ -7,7 +7,6 @@ Run: python3 tests/bench/bench_load.py [--projects 50] [--orchestrations 200] [-
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
 import subprocess
@@ -16,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ENV, ROOT, table
+from common import ENV, ROOT, cpu_s, table
 
 
 def make(base: Path, n_projects: int, n_orchestrations: int) -> list[Path]:
@@ -49,11 +48,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -19,39 +19,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ENV, ROOT, table
-
-from specflowd.project import locate
+from common import ENV, ROOT, make_project, specflowd_on_path, table
 
 TASKS = "# Tasks\n\n## One\n- [ ] T001 first\n- [ ] T002 second\n\n## Two\n- [ ] T003 third\n- [ ] T004 fourth\n"
 
 
 def build(base: Path, name: str, specs: int, max_agents: int, agent: str, tasks: str) -> Path:
-    from specflowd.config import Config, render_config
-    from specflowd.gitstore import git
-    from specflowd.workspace import initialize
+    def configure(config) -> None:
+        config.agent.kind = "command"
+        config.agent.command = agent
+        config.orchestration.auto_merge = True
+        config.orchestration.skip_analyze = True
+        config.pool.max_agents = max_agents
 
-    project = base / name
-    project.mkdir()
-    git(project, "init", "-q", "-b", "main")
-    git(project, "commit", "-q", "--allow-empty", "-m", "initial")
-    proj = locate(project)
-    config = Config()
-    config.agent.kind = "command"
-    config.agent.command = agent
-    config.orchestration.auto_merge = True
-    config.orchestration.skip_analyze = True
-    config.pool.max_agents = max_agents
-    proj.specflow_dir.mkdir()
-    proj.config_path.write_text(render_config(config))
-    initialize(locate(project))
-    for i in range(specs):
-        spec = proj.design_docs / "specs" / f"spec-{i}"
-        spec.mkdir(parents=True)
-        (spec / "progress.md").write_text(tasks)
-    git(proj.design_docs, "add", "-A")
-    git(proj.design_docs, "commit", "-q", "-m", "specs")
-    return project
+    return make_project(base, name, {f"spec-{i}": tasks for i in range(specs)}, configure)
 
 
 def max_concurrency(record: Path) -> int:
@@ -84,10 +65,7 @@ def run(projects: int, specs: int, max_agents: int, task_s: float, tasks: str = 
         agent = (f"sh -c 'echo start $(date +%s.%N) $$ >> {record}; {sys.executable} -m specflowd.agents.demo; "
                  f"rc=$?; echo end $(date +%s.%N) $$ >> {record}; exit $rc'")
         roots = [build(base, f"p{i}", specs, max_agents, agent, tasks) for i in range(projects)]
-        bin_dir = base / "bin"
-        bin_dir.mkdir()
-        (bin_dir / "specflowd").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m specflowd "$@"\n')
-        (bin_dir / "specflowd").chmod(0o755)
+        bin_dir = specflowd_on_path(base)
         env = dict(ENV, PATH=f"{bin_dir}{os.pathsep}{ENV['PATH']}", PYTHONPATH=str(ROOT),
                    SPECFLOWD_DEMO_TASK_S=str(task_s))
         log = open(base / "daemon.log", "wb")  # noqa: SIM115

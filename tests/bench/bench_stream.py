@@ -20,41 +20,19 @@ import threading
 import time
 from pathlib import Path
 
-from common import ENV, ROOT, ms, pct, table
+from common import ENV, ROOT, cpu_s, make_project, ms, pct, table
 
 FAKES = ROOT / "tests" / "fakes"
 SEQ = re.compile(r"'seq': (\d+)|\"seq\": (\d+)")
 
 
 def build(base: Path, agents: int) -> Path:
-    from specflowd.config import Config, render_config
-    from specflowd.gitstore import git
-    from specflowd.project import locate
-    from specflowd.workspace import initialize
+    def configure(config) -> None:
+        config.orchestration.skip_analyze = True
+        config.pool.max_agents = agents
 
-    project = base / "project"
-    project.mkdir()
-    git(project, "init", "-q", "-b", "main")
-    git(project, "commit", "-q", "--allow-empty", "-m", "initial")
-    proj = locate(project)
-    config = Config()
-    config.orchestration.skip_analyze = True
-    config.pool.max_agents = agents
-    proj.specflow_dir.mkdir()
-    proj.config_path.write_text(render_config(config))
-    initialize(locate(project))
-    for i in range(agents):
-        spec = proj.design_docs / "specs" / f"s{i}"
-        spec.mkdir(parents=True)
-        (spec / "progress.md").write_text("## Work\n- [ ] T001 stream\n")
-    git(proj.design_docs, "add", "-A")
-    git(proj.design_docs, "commit", "-q", "-m", "specs")
-    return project
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return make_project(base, "project", {f"s{i}": "## Work\n- [ ] T001 stream\n" for i in range(agents)},
+                        configure)
 
 
 def main() -> None:

@@ -85,3 +85,48 @@ def fast_history(repo: Path, ref: str, n: int, files: dict[str, bytes], parent: 
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def make_project(base: Path, name: str, specs: dict[str, str], configure: Callable | None = None) -> Path:
+    """A repository with one commit, set up for specflowd with its config adjusted by `configure`,
+    and the given specs (id -> task list) committed on the design-docs branch."""
+    from specflowd.config import Config, render_config
+    from specflowd.gitstore import git
+    from specflowd.project import locate
+    from specflowd.workspace import initialize
+
+    project = base / name
+    project.mkdir()
+    git(project, "init", "-q", "-b", "main")
+    git(project, "commit", "-q", "--allow-empty", "-m", "initial")
+    proj = locate(project)
+    config = Config()
+    if configure is not None:
+        configure(config)
+    proj.specflow_dir.mkdir()
+    proj.config_path.write_text(render_config(config))
+    initialize(locate(project))
+    for spec, tasks in specs.items():
+        folder = proj.design_docs / "specs" / spec
+        folder.mkdir(parents=True)
+        (folder / "progress.md").write_text(tasks)
+    if specs:
+        git(proj.design_docs, "add", "-A")
+        git(proj.design_docs, "commit", "-q", "-m", "specs")
+    return project
+
+
+def specflowd_on_path(base: Path) -> Path:
+    """A folder with a `specflowd` that runs this checkout, for agents to call."""
+    bin_dir = base / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "specflowd"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m specflowd "$@"\n')
+    shim.chmod(0o755)
+    return bin_dir
+
+
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

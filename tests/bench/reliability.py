@@ -38,7 +38,7 @@ def main() -> None:
     code, out, _ = run(cmd)
     rows.append(("Hostile requests: 10,000 generated (bytes, JSON, TOML) through the validator, plus "
                  "hand-made cases and 15 nasty files through a live daemon, each answered once",
-                 passed(out), " ".join(cmd[2:])))
+                 passed(out), " ".join(cmd[1:])))
     cmd = [py, "tests/bench/bench_crash.py", "--kills", "25"]
     code, out, took = run(cmd)
     rows.append(("Daemon SIGKILLed at random moments during an orchestration of 30 tasks in 5 batches",
@@ -48,12 +48,12 @@ def main() -> None:
     cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--runslow", "tests/reliability/test_concurrency.py"]
     code, out, _ = run(cmd)
     rows.append(("Marks through the daemon racing 200 external commits and a person's edit: 1,000 (and 200) "
-                 "marks, none lost", passed(out), " ".join(cmd[2:])))
+                 "marks, none lost", passed(out), " ".join(cmd[1:])))
     cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/reliability/test_faults.py",
            "tests/reliability/test_task_text.py"]
     code, out, _ = run(cmd)
     rows.append(("Faults injected (full disk, worktree and branch removed, locks, SIGTERM-proof agent, "
-                 "trampled task list, clock jumps) and hostile task text", passed(out), " ".join(cmd[2:])))
+                 "trampled task list, clock jumps) and hostile task text", passed(out), " ".join(cmd[1:])))
     cmd = [py, "tests/bench/bench_load.py"]
     code, out, _ = run(cmd)
     rows.append(("One daemon, 50 projects, 200 orchestrations: start to READY / memory / idle CPU over 30 s",
