@@ -51,6 +51,10 @@ class AgentConfig(_Section):
     timeout_s: int = Field(3600, ge=1)
 
 
+class DaemonConfig(_Section):
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
 class PoolConfig(_Section):
     max_agents: int = Field(4, ge=1, le=256)
 
@@ -61,6 +65,7 @@ class Config(_Section):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     pool: PoolConfig = Field(default_factory=PoolConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
 
 class UserConfig(Config):

@@ -184,6 +184,7 @@ class Daemon:
             return
         raw, facts = got
         rid, parsed = protocol.parse_request(raw, facts, self.uid)
+        log.debug("read %s (%d bytes) as request %s", name, facts.size, rid)
         prior = site.inbox.answered(rid)
         if prior is not None:
             # Answered before: a repeated id, or we died between answering and filing it away.

@@ -436,13 +436,22 @@ def _rewrite_line(raw: bytes, box: bytes, reason: str | None) -> bytes:
     assert m is not None, "only task lines are rewritten"
     head = content[: m.start(3)] + box + content[m.end(3): m.start(4)]
     desc = m.group(4)
-    bm = BLOCKED_RE.search(desc) if m.group(3) in b"bB" else None
-    if bm:
-        desc = desc[: bm.start()] + bm.group(3)
-    if reason is not None:
-        trail = len(desc) - len(desc.rstrip())
-        body, tail = (desc[: len(desc) - trail], desc[len(desc) - trail:]) if trail else (desc, b"")
-        desc = body + (b" " if body else b"") + b"(blocked: " + clean_reason(reason).encode() + b")" + tail
+    bm = BLOCKED_RE.search(desc)
+    was_blocked = m.group(3) in b"bB"
+    if reason is None:
+        # Only a reason written the way specflowd writes it (after one space, or alone) is taken
+        # out; one run into the text stays text, so that unmarking gives the bytes back.
+        if bm and was_blocked and (bm.group(1) or bm.start() == 0):
+            desc = desc[: bm.start()] + bm.group(3)
+        return head + desc + ending
+    new = clean_reason(reason).encode()
+    if bm and bm.group(2) == new:
+        return head + desc + ending  # already says so
+    if bm and was_blocked:
+        return head + desc[: bm.start(2)] + new + desc[bm.end(2):] + ending
+    trail = len(desc) - len(desc.rstrip())
+    body, tail = (desc[: len(desc) - trail], desc[len(desc) - trail:]) if trail else (desc, b"")
+    desc = body + (b" " if body else b"") + b"(blocked: " + new + b")" + tail
     return head + desc + ending
 
 

@@ -14,17 +14,22 @@ LEVELS = ["debug", "info", "warning", "error"]
               help="A project to serve (repeatable; default: the current repository). Projects listed "
                    "in $XDG_CONFIG_HOME/specflowd/config.toml are served too.")
 @click.option("--log-level", type=click.Choice(LEVELS), default=None,
-              help="Log level (default: $SPECFLOWD_LOG_LEVEL, else info). Logs go to stderr.")
+              help="Log level (default: $SPECFLOWD_LOG_LEVEL, else [daemon] log_level of the user config, "
+                   "else of the first project's, else info). Logs go to stderr.")
 @click.option("--observer", type=click.Choice(["inotify", "polling"]), default="inotify", hidden=True,
               help="Filesystem watcher (polling only for benchmarks).")
 def command(paths: tuple[str, ...], log_level: str | None, observer: str) -> None:
     """Serve the projects' inboxes until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
     import sys
 
+    from specflowd.config import load_user_config, user_config_path
     from specflowd.daemon import Daemon, configure_logging, projects_to_serve
     from specflowd.notify import Notifier
 
     notifier = Notifier.from_environ()  # first: even the git run to find the projects must not inherit it
-    configure_logging(log_level or os.environ.get("SPECFLOWD_LOG_LEVEL", "info"))
-    daemon = Daemon(projects_to_serve(list(paths)), notifier, observer=observer)
+    projects = projects_to_serve(list(paths))
+    configured = (load_user_config().daemon.log_level if user_config_path().exists()
+                  else projects[0].config.daemon.log_level)
+    configure_logging(log_level or os.environ.get("SPECFLOWD_LOG_LEVEL") or configured)
+    daemon = Daemon(projects, notifier, observer=observer)
     sys.exit(daemon.run())
