@@ -65,14 +65,23 @@ def make_plan(doc: Document, *, spec: str, file: str, batch_size: int = 15) -> P
     elif not unfinished:
         warnings.append(f"nothing left to do: all {n} tasks are finished")
     depends = doc.dependencies()
-    batch_of = {i: b for b, (_, members) in enumerate(groups) for i in members
-                if statuses[i] not in FINISHED} if depends else {}
+    # Which batch each task is in; section batches are runs of indexes, filled a slice at a time.
+    batch_at = [-1] * n
+    for b, (_, members) in enumerate(groups):
+        if members[-1] - members[0] + 1 == len(members):
+            batch_at[members[0]:members[-1] + 1] = [b] * len(members)
+        else:
+            for i in members:
+                batch_at[i] = b
+    edges_in: dict[int, list[tuple[int, str]]] = {}  # batch -> (task, dependency) pairs in it
+    for i, deps in depends.items():
+        if batch_at[i] >= 0:
+            edges_in.setdefault(batch_at[i], []).extend((i, dep) for dep in deps)
     batches = []
     for b, (name, members) in enumerate(groups):
-        order = _dependency_order(ids, members, depends, name, warnings)
-        for i in order:
-            for dep in depends.get(i, ()):
-                _check_later(doc, ids[i], dep, b, batch_of, warnings)
+        order = _dependency_order(doc, ids, members, edges_in.get(b, []), b, batch_at, name, warnings)
+        for i, dep in edges_in.get(b, []):
+            _check_later(doc, ids[i], dep, b, batch_at, statuses, warnings)
         # model_construct: the planner builds these from parsed data; validating 5,000 ids
         # again would cost more than planning them.
         batches.append(Batch.model_construct(
@@ -84,30 +93,29 @@ def make_plan(doc: Document, *, spec: str, file: str, batch_size: int = 15) -> P
                 batches=batches, warnings=warnings)
 
 
-def _dependency_order(ids: list[str], members: list[int], depends: dict[int, tuple[str, ...]], name: str,
-                      warnings: list[str]) -> list[int]:
+def _dependency_order(doc: Document, ids: list[str], members: list[int], edges: list[tuple[int, str]], batch: int,
+                      batch_at: list[int], name: str, warnings: list[str]) -> list[int]:
     """File order, except where a dependency inside the batch says otherwise (stable Kahn)."""
-    if not any(i in depends for i in members):
-        return members
-    local = {ids[i]: i for i in members}
+    inside: list[tuple[int, int]] = []  # (task, the task it waits for), both in this batch
+    for i, dep in edges:
+        j = _index_of(doc, dep)
+        if j is not None and j != i and batch_at[j] == batch:
+            inside.append((i, j))
     # The common case: every dependency points back to an earlier task, and file order holds.
-    if all((j := local.get(dep)) is None or j < i for i in members for dep in depends.get(i, ())):
+    if all(j < i for i, j in inside):
         return members
-    edges: dict[int, list[int]] = {}
+    followers: dict[int, list[int]] = {}
     indegree = dict.fromkeys(members, 0)
-    for i in members:
-        for dep in depends.get(i, ()):
-            j = local.get(dep)
-            if j is not None and j != i:
-                edges.setdefault(j, []).append(i)
-                indegree[i] += 1
+    for i, j in inside:
+        followers.setdefault(j, []).append(i)
+        indegree[i] += 1
     ready = [i for i in members if indegree[i] == 0]
     heapq.heapify(ready)
     order: list[int] = []
     while ready:
         i = heapq.heappop(ready)
         order.append(i)
-        for k in edges.get(i, ()):
+        for k in followers.get(i, ()):
             indegree[k] -= 1
             if indegree[k] == 0:
                 heapq.heappush(ready, k)
@@ -118,13 +126,17 @@ def _dependency_order(ids: list[str], members: list[int], depends: dict[int, tup
     return order
 
 
-def _check_later(doc: Document, task_id: str, dep: str, batch: int, batch_of: dict[int, int],
-                 warnings: list[str]) -> None:
+def _index_of(doc: Document, task_id: str) -> int | None:
     try:
-        target = doc.find(dep)
+        return doc.index_of(task_id)
     except ValueError:
+        return None
+
+
+def _check_later(doc: Document, task_id: str, dep: str, batch: int, batch_at: list[int], statuses: list[Status],
+                 warnings: list[str]) -> None:
+    j = _index_of(doc, dep)
+    if j is None:
         warnings.append(f"{task_id} depends on {dep}, which is not in the task list")
-        return
-    later = batch_of.get(target.index)
-    if later is not None and later > batch:
-        warnings.append(f"{task_id} (batch {batch + 1}) depends on {dep}, which runs later in batch {later + 1}")
+    elif statuses[j] not in FINISHED and batch_at[j] > batch:
+        warnings.append(f"{task_id} (batch {batch + 1}) depends on {dep}, which runs later in batch {batch_at[j] + 1}")

@@ -199,16 +199,20 @@ class Document:
 
     def find(self, task_id: str) -> Task:
         """The task with this id (`T012`, `2.1`, or `#N` for the N-th task), or TaskListError."""
+        return self.task(self.index_of(task_id))
+
+    def index_of(self, task_id: str) -> int:
+        """The index of the task with this id, or TaskListError (unknown, or ambiguous)."""
         key = task_id.strip()
         if key.startswith("#") and key[1:].isdigit():
             n = int(key[1:])
             if 1 <= n <= len(self._rows):
-                return self.task(n - 1)
+                return n - 1
         if self._by_id is None:
             self._by_id = _index(self._rows)
-        hits = self._by_id.get(key) or self._by_id.get(key.upper(), [])
+        hits = self._by_id.get(key) or self._by_id.get(key.upper()) or []
         if len(hits) == 1:
-            return self.task(hits[0])
+            return hits[0]
         if len(hits) > 1:
             where = ", ".join(f"line {self._rows[i][1] + 1}" for i in hits)
             raise TaskListError(f"task id {key} is ambiguous: it appears at {where}; use #N", code="conflict")
@@ -383,9 +387,13 @@ def parse(data: bytes) -> Document:
 
 
 def _index(rows: list[tuple]) -> dict[str, list[int]]:
-    by_id: dict[str, list[int]] = {}
-    for index, row in enumerate(rows):
-        by_id.setdefault(row[0], []).append(index)
+    """Task id -> the indexes of the tasks with it (one, unless an id repeats)."""
+    ids = [row[0] for row in rows]
+    by_id = {task_id: [i] for i, task_id in enumerate(ids)}
+    if len(by_id) != len(ids):  # an id repeats: gather every place it stands
+        by_id = {}
+        for i, task_id in enumerate(ids):
+            by_id.setdefault(task_id, []).append(i)
     return by_id
 
 
@@ -474,7 +482,7 @@ def _box_for(task: Task, status: Status) -> str:
 def apply_marks(doc: Document, marks: list[Mark]) -> tuple[Document, list[Change]]:
     """Apply marks, then let parents follow their children. Unknown ids raise TaskListError
     before anything changes. Marks that change nothing yield no Change."""
-    targets = [(doc.find(m.task).index, m) for m in marks]
+    targets = [(doc.index_of(m.task), m) for m in marks]
     before = doc
     for index, mark in targets:
         current = doc.task(index)
