@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import signal
+import sys
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,9 @@ class Daemon:
     # -- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> int:
+        # The agent supervisor's thread parses streams while this loop answers the inbox: a
+        # shorter GIL switch interval keeps the loop's waits short while agents stream.
+        sys.setswitchinterval(0.001)
         for root, site in self.sites.items():
             self.observer.schedule(InboxHandler(root, site.inbox.requests, self.post), str(site.inbox.requests),
                                    event_filter=INBOX_EVENTS)
