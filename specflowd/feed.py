@@ -3,6 +3,7 @@ statuses, event, orchestration, evidence), and followed as it grows."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -104,6 +105,8 @@ def follow(project: Project, spec: str | None, start: str | None,
             if new:
                 yield new
     finally:
+        # watchdog logs a spurious error when its emitter is stopped mid-read.
+        logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
         observer.stop()
         observer.join(timeout=2)
 
