@@ -1,11 +1,13 @@
 """Setting up a project for specflowd: the orphan design-docs branch, its worktree, the `.specflow/`
-folders, the exclude line and the config file; every step idempotent, nothing left half-made."""
+folders, the exclude line, the config file and the git hooks; every step idempotent, nothing left
+half-made."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from specflowd import hookfiles
 from specflowd.errors import UserError
 from specflowd.gitstore import (
     GitError,
@@ -61,6 +63,10 @@ def initialize(project: Project) -> list[str]:
             git(project.root, "worktree", "prune")
             git(project.root, "worktree", "add", "-q", str(worktree), branch)
             done.append(f"checked out {branch} at {worktree}")
+        hooks = hookfiles.install(project.root, branch)
+        if hooks.installed:
+            kept = f" (keeping your {', '.join(hooks.chained)})" if hooks.chained else ""
+            done.append(f"installed git hooks: {', '.join(hooks.installed)}{kept}")
     except (GitError, OSError) as e:
         if created_ref and not (worktree / ".git").exists():
             git(project.root, "update-ref", "-d", f"refs/heads/{branch}", check=False)

@@ -41,6 +41,7 @@ def test_a_healthy_project_passes(project: Path) -> None:
 
 
 def test_problems_are_named_with_a_fix(project: Path) -> None:
+    assert run_cli("hooks", "uninstall", cwd=project).returncode == 0
     shutil.rmtree(project / ".specflow" / "design-docs")
     (project / ".specflow" / "config.toml").write_text('[agent]\ncommand = "no-such-agent-cli"\n')
     r = run_cli("doctor", cwd=project)

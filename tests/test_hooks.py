@@ -54,6 +54,7 @@ def test_existing_hooks_are_chained_and_restored(project: Path) -> None:
 
 def test_core_hooks_path_is_honoured(project: Path) -> None:
     custom = project / "githooks"
+    assert run_cli("hooks", "uninstall", cwd=project).returncode == 0  # init put them in .git/hooks
     git(project, "config", "core.hooksPath", "githooks")
     assert run_cli("hooks", "install", cwd=project).returncode == 0
     assert (custom / "pre-commit").exists()

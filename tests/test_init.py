@@ -26,6 +26,8 @@ def test_init_sets_everything_up(repo: Path) -> None:
     assert config["budget"] == {"per_batch": 5.0, "healing": 2.0, "total": 50.0}
     assert config["agent"]["disallowed_tools"] == ["AskUserQuestion"]
     assert "/.specflow/" in (repo / ".git" / "info" / "exclude").read_text().splitlines()
+    for hook in ("post-commit", "pre-commit", "reference-transaction"):
+        assert (repo / ".git" / "hooks" / hook).read_text().startswith("#!/bin/sh\n# specflowd ")
     assert (repo / ".gitignore").read_text() == "*.log\n"
     assert git(repo, "status", "--porcelain") == ""
     assert git(wt, "status", "--porcelain") == ""

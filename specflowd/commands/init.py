@@ -12,7 +12,8 @@ from specflowd.workspace import initialize
 @click.option("--project", "path", type=click.Path(file_okay=False, path_type=str), default=None,
               help="The repository to set up (default: the one around the current folder).")
 def command(path: str | None) -> None:
-    """Create the design-docs branch (orphan) and its worktree, .specflow/ and its config.
+    """Create the design-docs branch (orphan) and its worktree, .specflow/ and its config, and
+    install the git hooks (existing hooks are kept and chained).
 
     Safe to run again: what already exists is left as it is.
     """

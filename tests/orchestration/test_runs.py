@@ -39,6 +39,7 @@ def test_demo_command_runs_the_whole_loop(tmp_path: Path) -> None:
 def test_a_batch_completes_only_when_its_tasks_are_marked(project: Path, start_daemon) -> None:
     """The agent succeeds but marks nothing: a follow-up, then a heal, then needs_attention."""
     configure(project, agent={"command": f"{DEMO_AGENT} --no-mark"})
+    assert run_cli("hooks", "uninstall", cwd=project).returncode == 0  # or its trailers would mark
     start_daemon(project)
     oid = start(project)
     s = wait_status(project, oid, {"needs_attention", "completed"})
