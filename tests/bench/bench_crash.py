@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--min-gap", type=float, default=0.3)
     ap.add_argument("--max-gap", type=float, default=1.5)
-    ap.add_argument("--task-s", type=float, default=0.5, help="the demo agent's pause per task")
+    ap.add_argument("--task-s", type=float, default=0.8, help="the demo agent's pause per task")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
