@@ -60,6 +60,7 @@ class Site:
         self.served = actions.Served(project, DesignDocs(project), statefile.load_all(project.workflows))
         self.inbox = Inbox(project.requests, project.responses)
         self.hand = HandEdits(project.root, self.served.docs, loop.later)
+        self.docs_watch: tuple[Any, tuple[int, int]] | None = None  # the worktree's watch, and its folder
 
     def close(self) -> None:
         os.close(self.lock_fd)
@@ -95,7 +96,7 @@ class Daemon:
             site.hand.on_commit = lambda spec, served=served: self.runner.marked(served, spec)
         self.loop.on(BranchMoved, lambda e: self.branch_moved(self.sites[e.root]))
         self.loop.on(InboxTouched, lambda e: self._handle(self.sites[e.root], e.name))
-        self.loop.on(Rescan, lambda e: self.scan())
+        self.loop.on(Rescan, lambda e: self.rescan())
         self.loop.on(TaskListTouched, lambda e: self.sites[e.root].hand.touched(e.spec))
         self.loop.on(Settled, lambda e: self.sites[e.root].hand.settled(e.spec))
         self.loop.on(WatchdogPing, lambda e: self.notifier.send("WATCHDOG=1"))
@@ -110,10 +111,7 @@ class Daemon:
         for root, site in self.sites.items():
             self.observer.schedule(InboxHandler(root, site.inbox.requests, self.post), str(site.inbox.requests),
                                    event_filter=INBOX_EVENTS)
-            docs = site.served.docs.worktree
-            if docs.is_dir():
-                self.observer.schedule(TaskListHandler(root, docs, self.post), str(docs), recursive=True,
-                                       event_filter=TASK_LIST_EVENTS)
+            self.watch_task_lists(site)
         self.observer.start()
         signal.signal(signal.SIGTERM, lambda *_: self.loop.stop())
         signal.signal(signal.SIGINT, lambda *_: self.loop.stop())
@@ -174,6 +172,36 @@ class Daemon:
         self.notifier.send("READY=1")
 
     # -- requests --------------------------------------------------------------------------
+
+    def rescan(self) -> None:
+        """The periodic safety net: requests whose events were lost, and a design-docs worktree that
+        was removed and made again (its old inotify watch died with the folder)."""
+        for site in self.sites.values():
+            self.watch_task_lists(site)
+        self.scan()
+
+    def watch_task_lists(self, site: Site) -> None:
+        """Watch the design-docs worktree, again whenever the folder there is a new one."""
+        docs = site.served.docs.worktree
+        try:
+            identity = (docs.stat().st_dev, docs.stat().st_ino)
+        except OSError:
+            return
+        if site.docs_watch is not None and site.docs_watch[1] == identity:
+            return
+        again = site.docs_watch is not None
+        if site.docs_watch is not None:
+            with suppress(KeyError, OSError):  # its folder is gone, and the emitter with it
+                self.observer.unschedule(site.docs_watch[0])
+            log.info("watching the design-docs worktree %s again", docs)
+        root = site.served.project.root
+        watch = self.observer.schedule(TaskListHandler(root, docs, self.post), str(docs), recursive=True,
+                                       event_filter=TASK_LIST_EVENTS)
+        site.docs_watch = (watch, identity)
+        if again:  # edits made while nothing watched: look at every task list once
+            with suppress(UserError):
+                for spec in site.served.docs.snapshot().specs():
+                    site.hand.touched(spec)
 
     def scan(self) -> None:
         for site in self.sites.values():
