@@ -19,6 +19,7 @@ from specflowd.gitstore import (
     committer_ident,
     format_commit,
     git,
+    object_id,
     read_ref,
 )
 from specflowd.progress import Document, parse
@@ -133,8 +134,6 @@ class DesignDocs:
 
     def remember(self, data: bytes, doc: Document) -> None:
         """Cache a document we are about to commit, so the next mark need not parse it again."""
-        from specflowd.gitstore import object_id
-
         self._docs[object_id("blob", data)] = doc
 
     def worktree_bytes(self, path: str) -> bytes | None:

@@ -6,8 +6,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from specflowd.overview import FINISHED_VALUES, read_states
+from specflowd.overview import FINISHED_VALUES
 from specflowd.state import OrchestrationState
+from specflowd.statefile import read_all
 
 
 def runs(state: OrchestrationState, project: Path, now: datetime) -> list[dict[str, Any]]:
@@ -44,8 +45,8 @@ def gather(projects: list[Path], now: datetime) -> tuple[list[dict[str, Any]], l
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     for root in projects:
-        states, bad = read_states(root / ".specflow" / "workflows")
-        problems += [f"{root}: {p}" for p in bad]
+        states, broken = read_all(root / ".specflow" / "workflows")
+        problems += [f"{path}: unreadable: {why}" for path, why in broken.items()]
         for state in sorted(states.values(), key=lambda s: s.created_at):
             rows += runs(state, root, now)
     return rows, problems

@@ -82,7 +82,8 @@ def commit_hand_edits_locked(docs: DesignDocs, spec: str) -> str | None:
 
     # The common case, answered without a git process: the worktree holds what is committed.
     snap = docs.snapshot()
-    if docs.worktree_bytes(snap.task_file(spec)) in (None, snap.read(snap.task_file(spec))):
+    path = snap.task_file(spec)
+    if docs.worktree_bytes(path) in (None, snap.read(path)):
         return None
 
     def build(snap: Snapshot) -> tuple[list[FileChange], str] | None:

@@ -1,10 +1,8 @@
-"""What a person or a script is shown of orchestrations: summaries derived from state (pure), and
-reading the state files without changing them, rebuilding from the feed when they are gone."""
+"""What a person or a script is shown of orchestrations: summaries derived from state. Pure."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from specflowd.machine import batch_label, remaining_tasks
@@ -86,17 +84,3 @@ def details(state: OrchestrationState, now: datetime) -> str:
 
 def decision(what: str, why: str) -> str:
     return what if why in what.replace(" ", "-") or not why else f"{what} ({why})"
-
-
-def read_states(workflows: Path) -> tuple[dict[str, OrchestrationState], list[str]]:
-    """The state files, read only (a daemon owns moving broken ones aside): states and problems."""
-    states: dict[str, OrchestrationState] = {}
-    problems = []
-    for path in sorted(workflows.glob("orchestration-*.json")):
-        try:
-            state = OrchestrationState.model_validate_json(path.read_bytes())
-        except (OSError, ValueError) as e:
-            problems.append(f"{path.name} is unreadable: {str(e).splitlines()[0]}")
-            continue
-        states[state.id] = state
-    return states, problems

@@ -235,10 +235,6 @@ def _decode(b: bytes) -> str:
     return b.decode("utf-8", "replace")
 
 
-def _indent_width(ws: bytes) -> int:
-    return len(ws) + (TAB_WIDTH - 1) * ws.count(b"\t")
-
-
 def _depends(text: str) -> tuple[str, ...]:
     """Task ids a task's text names as dependencies, in both forms."""
     found: list[str] = []

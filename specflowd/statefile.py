@@ -44,20 +44,29 @@ def save(workflows: Path, state: OrchestrationState) -> None:
     atomic_write(state_path(workflows, state.id), state.model_dump_json(indent=2).encode() + b"\n")
 
 
-def load_all(workflows: Path) -> dict[str, OrchestrationState]:
-    """Every orchestration's state. A file that does not parse (truncated, corrupt, another schema) is
-    moved aside as `<name>.corrupt`, with a warning naming it, and the rest load."""
+def read_all(workflows: Path) -> tuple[dict[str, OrchestrationState], dict[Path, str]]:
+    """Every orchestration's state, read only; files that do not parse (truncated, corrupt, another
+    schema, named for another id) come back apart, with what is wrong with them."""
     states: dict[str, OrchestrationState] = {}
+    broken: dict[Path, str] = {}
     for path in sorted(workflows.glob(f"{PREFIX}*.json")):
         try:
             state = OrchestrationState.model_validate_json(path.read_bytes())
             if path.name != state_path(workflows, state.id).name:
                 raise ValueError(f"it holds orchestration {state.id}")
-        except ValueError as e:  # pydantic's ValidationError is a ValueError
-            aside = path.with_name(path.name + ".corrupt")
-            os.replace(path, aside)
-            log.warning("state file %s is unreadable (%s); moved aside to %s", path,
-                        str(e).splitlines()[0], aside.name)
+        except (OSError, ValueError) as e:  # pydantic's ValidationError is a ValueError
+            broken[path] = str(e).splitlines()[0]
             continue
         states[state.id] = state
+    return states, broken
+
+
+def load_all(workflows: Path) -> dict[str, OrchestrationState]:
+    """The daemon's read: broken state files are moved aside as `<name>.corrupt`, with a warning
+    naming them, and the rest load."""
+    states, broken = read_all(workflows)
+    for path, why in broken.items():
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        log.warning("state file %s is unreadable (%s); moved aside to %s", path, why, aside.name)
     return states

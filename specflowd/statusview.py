@@ -16,11 +16,11 @@ from specflowd.state import OrchestrationState
 def load(project: Project, wanted: str | None) -> dict[str, OrchestrationState]:
     """The project's orchestrations. Missing ones (the wanted id, or all when the folder is empty)
     are rebuilt from the branch history, written back, and the rebuild is said on stderr."""
-    from specflowd.overview import read_states
+    from specflowd.statefile import read_all
 
-    states, problems = read_states(project.workflows)
-    for p in problems:
-        click.echo(f"warning: {p}", err=True)
+    states, broken = read_all(project.workflows)
+    for path, why in broken.items():
+        click.echo(f"warning: {path.name} is unreadable: {why}", err=True)
     if (wanted and wanted not in states) or (not wanted and not states):
         states.update(_rebuild(project, wanted, set(states)))
     if wanted and wanted not in states:
@@ -77,8 +77,9 @@ def watch_states(project: Project, wanted: str | None) -> None:
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
-    from specflowd.overview import decision, duration, read_states, summary
+    from specflowd.overview import decision, duration, summary
     from specflowd.state import utcnow
+    from specflowd.statefile import read_all
 
     changed = threading.Event()
 
@@ -87,7 +88,7 @@ def watch_states(project: Project, wanted: str | None) -> None:
             changed.set()
 
     def render() -> Group:
-        states, _ = read_states(project.workflows)
+        states, _ = read_all(project.workflows)
         chosen = [states[wanted]] if wanted and wanted in states else sorted(states.values(), key=lambda s: s.created_at)
         now = utcnow()
         table = Table(expand=True)
