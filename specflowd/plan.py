@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import heapq
-from itertools import groupby
+from itertools import compress
 
 from pydantic import BaseModel
 
-from specflowd.progress import FINISHED, Document, Status
+from specflowd.progress import FINISHED, Document, Status, counts
 
 PREAMBLE = "(before the first section)"
 
@@ -38,28 +38,22 @@ def make_plan(doc: Document, *, spec: str, file: str, batch_size: int = 15) -> P
     batch of their own); with no sections, unfinished tasks cut into `batch_size` groups."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    statuses = doc.statuses()
     ids = doc.ids()
-    n = len(statuses)
-    unfinished = [i for i, st in enumerate(statuses) if st not in FINISHED]
+    n = len(ids)
+    todo = doc.unfinished()
+    unfinished = list(compress(range(n), todo))
     warnings = list(doc.warnings)
-    groups: list[tuple[str, list[int]]] = []
+    groups: list[tuple[str, range | list[int]]] = []
     used_fallback = not doc.sections
     if used_fallback:
         for start in range(0, len(unfinished), batch_size):
             chunk = unfinished[start:start + batch_size]
             groups.append((f"Tasks {ids[chunk[0]]}–{ids[chunk[-1]]}", chunk))
     else:
-        sections = doc.section_indices()
-        open_sections = {sections[i] for i in unfinished}
-        # Tasks come in file order, so each section's tasks are one run of equal indices.
-        position = 0
-        for section_index, run in groupby(sections):
-            size = sum(1 for _ in run)
-            if section_index in open_sections:
+        for section_index, start, end in doc.section_spans():
+            if True in todo[start:end]:
                 name = doc.sections[section_index - 1].name if section_index else PREAMBLE
-                groups.append((name, list(range(position, position + size))))
-            position += size
+                groups.append((name, range(start, end)))
     if n == 0:
         warnings.append("the task list has no tasks yet (the design phase writes them)")
     elif not unfinished:
@@ -68,8 +62,8 @@ def make_plan(doc: Document, *, spec: str, file: str, batch_size: int = 15) -> P
     # Which batch each task is in; section batches are runs of indexes, filled a slice at a time.
     batch_at = [-1] * n
     for b, (_, members) in enumerate(groups):
-        if members[-1] - members[0] + 1 == len(members):
-            batch_at[members[0]:members[-1] + 1] = [b] * len(members)
+        if isinstance(members, range):
+            batch_at[members.start:members.stop] = [b] * len(members)
         else:
             for i in members:
                 batch_at[i] = b
@@ -81,20 +75,23 @@ def make_plan(doc: Document, *, spec: str, file: str, batch_size: int = 15) -> P
     for b, (name, members) in enumerate(groups):
         order = _dependency_order(doc, ids, members, edges_in.get(b, []), b, batch_at, name, warnings)
         for i, dep in edges_in.get(b, []):
-            _check_later(doc, ids[i], dep, b, batch_at, statuses, warnings)
+            _check_later(doc, ids[i], dep, b, batch_at, warnings)
+        if order is members and isinstance(members, range):  # file order: slices, not a loop
+            task_ids = ids[members.start:members.stop]
+            incomplete = list(compress(task_ids, todo[members.start:members.stop]))
+        else:
+            task_ids = [ids[i] for i in order]
+            incomplete = [ids[i] for i in order if todo[i]]
         # model_construct: the planner builds these from parsed data; validating 5,000 ids
         # again would cost more than planning them.
-        batches.append(Batch.model_construct(
-            index=b + 1, name=name, task_ids=[ids[i] for i in order],
-            incomplete=[ids[i] for i in order if statuses[i] not in FINISHED],
-        ))
-    done = statuses.count(Status.DONE)
+        batches.append(Batch.model_construct(index=b + 1, name=name, task_ids=task_ids, incomplete=incomplete))
+    done = counts(doc)[Status.DONE.value]
     return Plan.model_construct(spec=spec, file=file, tasks_total=n, tasks_done=done, used_fallback=used_fallback,
                 batches=batches, warnings=warnings)
 
 
-def _dependency_order(doc: Document, ids: list[str], members: list[int], edges: list[tuple[int, str]], batch: int,
-                      batch_at: list[int], name: str, warnings: list[str]) -> list[int]:
+def _dependency_order(doc: Document, ids: list[str], members: range | list[int], edges: list[tuple[int, str]], batch: int,
+                      batch_at: list[int], name: str, warnings: list[str]) -> range | list[int]:
     """File order, except where a dependency inside the batch says otherwise (stable Kahn)."""
     inside: list[tuple[int, int]] = []  # (task, the task it waits for), both in this batch
     for i, dep in edges:
@@ -133,10 +130,10 @@ def _index_of(doc: Document, task_id: str) -> int | None:
         return None
 
 
-def _check_later(doc: Document, task_id: str, dep: str, batch: int, batch_at: list[int], statuses: list[Status],
+def _check_later(doc: Document, task_id: str, dep: str, batch: int, batch_at: list[int],
                  warnings: list[str]) -> None:
     j = _index_of(doc, dep)
     if j is None:
         warnings.append(f"{task_id} depends on {dep}, which is not in the task list")
-    elif statuses[j] not in FINISHED and batch_at[j] > batch:
+    elif doc.status(j) not in FINISHED and batch_at[j] > batch:
         warnings.append(f"{task_id} (batch {batch + 1}) depends on {dep}, which runs later in batch {batch_at[j] + 1}")

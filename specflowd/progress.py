@@ -1,40 +1,49 @@
 """Task lists: parse a progress.md/tasks.md into tasks, and mark tasks without touching other bytes.
 
-Pure functions over bytes. The file is kept as its list of lines (endings included), so a mark
-rewrites only the lines whose box changes and every other byte survives: CRLF, missing final
-newline, invalid UTF-8. Tasks are frozen dataclasses rather than pydantic models because a
-5,000-task file must parse in a few milliseconds; they are plain data all the same.
+Pure functions over bytes. A mark rewrites only the line whose box changes (endings included), so
+every other byte survives: CRLF, missing final newline, invalid UTF-8. Tasks are NamedTuples, not
+pydantic models, and are built only on use: a 5,000-task file must parse and plan in a few
+milliseconds, so parsing finds ids, boxes and lines in bulk (one regex split, loops in C).
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from itertools import accumulate
+from itertools import compress
 from typing import NamedTuple
 
 TASK_RE = re.compile(rb"^(\s*)([-*+]) \[([ xX~bB-])\] (.*)$", re.DOTALL)
-# The contract's TASK_RE, read in one C-level match on the raw line: indent, box, and the id
-# when there is one. It matches exactly the lines TASK_RE matches (tests hold them equal).
-TASK_LINE_RE = re.compile(
-    rb"([ \t\f\v]*)[-*+] \[([ xX~bB-])\] [ \t]*(?:\*\*)?(?:(T\d{3,}[a-z]?)\b|(\d+(?:\.\d+)*)\.?(?=[ \t\r\n]|$))?"
-)
+# The contract's TASK_RE, tried at every line in one C-level split of "\n" + data at its line
+# breaks: match k is the break before line k and, when line k is a task, its box and id. The
+# lines it finds are the ones TASK_RE matches (tests hold them equal).
+_TASK_START = (rb"[ \t\f\v]*[-*+] \[([ xX~bB-])\] [ \t]*(?:\*\*)?"
+               rb"(T\d{3,}[a-z]?\b|\d+(?:\.\d+)*(?=\.?(?:[ \t\r\n]|$))|)")  # no id: empty, not None
+SPLIT = re.compile(rb"\n(?:" + _TASK_START + rb")?")
+LONE_CR_RE = re.compile(rb"\r(?!\n)")
+# Whether any task is indented (one search); a flat list has no nesting to work out.
+INDENTED_TASK_RE = re.compile(rb"[\r\n][ \t\f\v]+[-*+] \[[ xX~bB-]\] ")
 HEADING_RE = re.compile(rb"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t#]*$")
 FENCE_RE = re.compile(rb"^\s*(`{3,}|~{3,})")
-SPEC_KIT_ID_RE = re.compile(r"^(?:\*\*)?(T\d{3,}[a-z]?)\b(?:\*\*)?:?")
-DOTTED_ID_RE = re.compile(r"^(\d+(?:\.\d+)*)\.?(?=\s|$)")
-TAG_RE = re.compile(r"\[(P|US\d+)\]")
-DEPENDS_TAG_RE = re.compile(r"\[depends(?: on)?:\s*([^\]]*)\]", re.IGNORECASE)
+SPEC_KIT_ID_RE = re.compile(r"^(?:\*\*)?(T\d{3,}[a-z]?)\b(?:\*\*)?:?", re.ASCII)
+DOTTED_ID_RE = re.compile(r"^(\d+(?:\.\d+)*)\.?(?=[ \t\r\n]|$)", re.ASCII)
+TAG_RE = re.compile(r"\[(P|US\d+)\]", re.ASCII)
+DEPENDS_TAG_RE = re.compile(r"\[depends(?: on)?:\s*([^\]]*)\]", re.IGNORECASE | re.ASCII)
 DEPENDS_TEXT_RE = re.compile(
-    r"\b(?:depends on|after|requires)\s+(T\d{3,}[a-z]?(?:\s*(?:,|and|&)\s*T\d{3,}[a-z]?)*)", re.IGNORECASE
+    r"\b(?:depends on|after|requires)\s+(T\d{3,}[a-z]?(?:\s*(?:,|and|&)\s*T\d{3,}[a-z]?)*)", re.IGNORECASE | re.ASCII
 )
-TASK_ID_RE = re.compile(r"T\d{3,}[a-z]?")
+# What a dependency must start with, in either form, read in the lowercased file: "after" and
+# "requires" are common words, and only the few places that pass this are read closely.
+DEPENDS_START_RE = re.compile(rb"depends(?: on)?:|(?:depends on|after|requires)\s+t\d{3}")
+TASK_ID_RE = re.compile(r"T\d{3,}[a-z]?", re.ASCII)
 # The reason is the last "(blocked: …)" of the line: a reason never holds another one, so text
 # that happens to say "(blocked:" stays text.
 BLOCKED_RE = re.compile(rb"( ?)\(blocked: ((?:(?!\(blocked: ).)*)\)(\s*)$", re.DOTALL)
-BLOCKED_TEXT_RE = re.compile(r" ?\(blocked: ((?:(?!\(blocked: ).)*)\)\s*$")
+BLOCKED_TEXT_RE = re.compile(r" ?\(blocked: ((?:(?!\(blocked: ).)*)\)\s*$", re.ASCII)
 TAB_WIDTH = 4
 
 
@@ -64,6 +73,7 @@ STATUS_BOX: dict[Status, bytes] = {
 }
 # Finished tasks need no more work: they close a parent and they leave a batch.
 FINISHED = frozenset({Status.DONE, Status.SKIPPED})
+_UNFINISHED_BOXES = frozenset(box for box, status in BOX_STATUS.items() if status not in FINISHED)
 
 
 class TaskListError(ValueError):
@@ -118,83 +128,111 @@ class Section(NamedTuple):
     line: int
 
 
+class _Found(NamedTuple):
+    """What parsing found that marks do not change; a document shares it with its marked copies."""
+
+    ids: list[str]
+    at: list[int]  # the line of each task
+    starts: list[int]  # the first task of each section: task i is in section bisect_right(starts, i)
+    headings: list[tuple[int, int, str]]  # (line, level, title), for subsections
+    by_id: dict[str, int]
+    repeated: dict[str, list[int]]  # the ids that more than one task has, and where
+
+
 class Document:
-    """A parsed task list. Tasks are kept as columns and built as Task tuples on first use:
-    planning needs only ids, boxes and sections, and must stay fast on 5,000-task files."""
+    """A parsed task list. Tasks are kept as columns (ids, boxes, lines) and built as Task tuples
+    on use: planning needs only ids, boxes and sections, and must stay fast on 5,000-task files.
+    The file's lines, and how tasks nest, are worked out on first use."""
 
-    __slots__ = ("lines", "sections", "warnings", "_rows", "_by_id", "_tasks")
+    __slots__ = ("sections", "warnings", "_data", "_lines", "_boxes", "_found", "_shape", "_tasks")
 
-    def __init__(self, lines: tuple[bytes, ...], rows: list[tuple], sections: tuple[Section, ...],
-                 by_id: dict[str, list[int]] | None = None, warnings: tuple[str, ...] = ()) -> None:
-        self.lines = lines
+    def __init__(self, data: bytes | None, lines: tuple[bytes, ...] | None, boxes: list[bytes], found: _Found,
+                 sections: tuple[Section, ...], warnings: tuple[str, ...], shape: _Shape | None = None) -> None:
         self.sections = sections
         self.warnings = warnings
-        # rows[i] = (id, line, end_line, indent, box, section_index, subsection, parent, children)
-        self._rows = rows
-        self._by_id = by_id  # id -> task indexes, built on the first lookup
+        self._data = data
+        self._lines = lines
+        self._boxes = boxes
+        self._found = found
+        self._shape = shape
         self._tasks: tuple[Task, ...] | None = None
 
+    @property
+    def lines(self) -> tuple[bytes, ...]:
+        """The file's lines, each with its line ending."""
+        if self._lines is None:
+            assert self._data is not None
+            self._lines = tuple(self._data.splitlines(keepends=True))
+        return self._lines
+
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._boxes)
 
     def to_bytes(self) -> bytes:
-        return b"".join(self.lines)
+        return self._data if self._data is not None else b"".join(self.lines)
 
     def statuses(self) -> list[Status]:
-        return [BOX_STATUS[row[4]] for row in self._rows]
+        return list(map(BOX_STATUS.__getitem__, self._boxes))
 
     def ids(self) -> list[str]:
-        return [row[0] for row in self._rows]
+        return list(self._found.ids)
 
-    def section_indices(self) -> list[int]:
-        return [row[5] for row in self._rows]
+    def section_spans(self) -> list[tuple[int, int, int]]:
+        """(section index, first task, end) of the preamble and of each section, in file order;
+        task indexes start:end are the section's tasks (a section without tasks is empty)."""
+        bounds = [0, *self._found.starts, len(self._boxes)]
+        return [(k, bounds[k], bounds[k + 1]) for k in range(len(bounds) - 1)]
+
+    def unfinished(self) -> list[bool]:
+        """For each task, whether it still needs work (a loop in C: plans read 5,000 of these)."""
+        return list(map(_UNFINISHED_BOXES.__contains__, self._boxes))
 
     def status(self, index: int) -> Status:
-        return BOX_STATUS[self._rows[index][4]]
+        return BOX_STATUS[self._boxes[index]]
 
     def id(self, index: int) -> str:
-        return self._rows[index][0]
-
-    def section_index(self, index: int) -> int:
-        return self._rows[index][5]
+        return self._found.ids[index]
 
     def dependencies(self) -> dict[int, tuple[str, ...]]:
         """Task index -> ids it depends on, for the tasks that name any. One scan of the whole
         file finds the few lines that can name dependencies; only those are read closely."""
-        starts = list(accumulate(map(len, self.lines), initial=0))
-        text = self.to_bytes().lower()
-        hit_lines: set[int] = set()
-        for word in (b"depend", b"after", b"require"):
-            at = text.find(word)
-            while at >= 0:
-                hit_lines.add(bisect_right(starts, at) - 1)
-                at = text.find(word, at + 1)
-        if not hit_lines:
-            return {}
-        task_lines = [row[1] for row in self._rows]
+        data = _lf(self.to_bytes())
+        text = data.lower()
+        offsets = sorted(at for word in (b"depends", b"after", b"requires") for at in _find_all(text, word)
+                         if DEPENDS_START_RE.match(text, at))
+        at = self._found.at
         out: dict[int, tuple[str, ...]] = {}
-        for line in sorted(hit_lines):
-            index = bisect_left(task_lines, line)
-            if index < len(task_lines) and task_lines[index] == line:
-                m = TASK_RE.match(self.lines[line].rstrip(b"\r\n"))
+        for offset, line in zip(offsets, _line_numbers(data, offsets), strict=True):
+            index = bisect_left(at, line)
+            if index < len(at) and at[index] == line and index not in out:
+                m = TASK_RE.match(_line_around(data, offset)[1])
                 assert m is not None
-                deps = tuple(d for d in _depends(_decode(m.group(4))) if d != self._rows[index][0])
-                if deps:
-                    out[index] = deps
-        return out
+                body = _body(_decode(m.group(4)), m.group(3) in b"bB")[0]
+                out[index] = tuple(d for d in _depends(body) if d != self._found.ids[index])
+        return {i: deps for i, deps in sorted(out.items()) if deps}
 
     def task(self, index: int) -> Task:
-        task_id, line, end_line, indent, box, section_index, subsection, parent, children = self._rows[index]
+        shape = self._shaped()
+        line = self._found.at[index]
+        box = self._boxes[index]
         m = TASK_RE.match(self.lines[line].rstrip(b"\r\n"))
         assert m is not None
+        section_index = bisect_right(self._found.starts, index)
         section = self.sections[section_index - 1].name if section_index else None
-        return Task(index, task_id, line, end_line, indent, box.decode(), BOX_STATUS[box], _decode(m.group(4)),
-                    section, section_index, subsection, parent, children)
+        return Task(index, self._found.ids[index], line, shape.end_lines[index], shape.indents[index], box.decode(),
+                    BOX_STATUS[box], _decode(m.group(4)), section, section_index, shape.subsections[index],
+                    shape.parents[index], shape.children.get(index, ()))
+
+    def _shaped(self) -> _Shape:
+        if self._shape is None:
+            nested = INDENTED_TASK_RE.search(b"\n" + self.to_bytes()) is not None
+            self._shape = _shape(self.lines, self._found.at, self._found.headings, nested)
+        return self._shape
 
     @property
     def tasks(self) -> tuple[Task, ...]:
         if self._tasks is None:
-            self._tasks = tuple(self.task(i) for i in range(len(self._rows)))
+            self._tasks = tuple(self.task(i) for i in range(len(self._boxes)))
         return self._tasks
 
     def find(self, task_id: str) -> Task:
@@ -206,29 +244,44 @@ class Document:
         key = task_id.strip()
         if key.startswith("#") and key[1:].isdigit():
             n = int(key[1:])
-            if 1 <= n <= len(self._rows):
+            if 1 <= n <= len(self._boxes):
                 return n - 1
-        if self._by_id is None:
-            self._by_id = _index(self._rows)
-        hits = self._by_id.get(key) or self._by_id.get(key.upper()) or []
-        if len(hits) == 1:
-            return hits[0]
-        if len(hits) > 1:
-            where = ", ".join(f"line {self._rows[i][1] + 1}" for i in hits)
+        found = self._found
+        key = key if key in found.by_id else key.upper()
+        if key in found.repeated:
+            where = ", ".join(f"line {found.at[i] + 1}" for i in found.repeated[key])
             raise TaskListError(f"task id {key} is ambiguous: it appears at {where}; use #N", code="conflict")
-        raise TaskListError(f"no task {key!r} in this task list")
+        if key in found.by_id:
+            return found.by_id[key]
+        raise TaskListError(f"no task {task_id.strip()!r} in this task list")
 
     def with_line(self, index: int, new_line: bytes) -> Document:
-        """A copy where task `index`'s line is replaced by a line with the same task on it."""
-        row = self._rows[index]
+        """A copy where task `index`'s line is replaced by a line with the same task on it (a
+        new box or reason): ids, lines and nesting stay as they are."""
         lines = list(self.lines)
-        lines[row[1]] = new_line
-        m = TASK_LINE_RE.match(new_line)
+        lines[self._found.at[index]] = new_line
+        m = TASK_RE.match(new_line.rstrip(b"\r\n"))
         assert m is not None
-        rows = list(self._rows)
-        rows[index] = row[:4] + (m.group(2),) + row[5:]
-        return Document(tuple(lines), rows, self.sections, self._by_id, self.warnings)
+        boxes = list(self._boxes)
+        boxes[index] = m.group(3)
+        return Document(None, tuple(lines), boxes, self._found, self.sections, self.warnings, self._shape)
 
+
+class _Shape(NamedTuple):
+    """How tasks nest, and the subsection each is in: per task index."""
+
+    indents: list[int]
+    parents: list[int | None]
+    children: dict[int, tuple[int, ...]]
+    end_lines: list[int]
+    subsections: list[str | None]
+
+
+def _find_all(text: bytes, word: bytes) -> Iterator[int]:
+    at = text.find(word)
+    while at >= 0:
+        yield at
+        at = text.find(word, at + 1)
 
 
 def _decode(b: bytes) -> str:
@@ -246,18 +299,22 @@ def _depends(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _details(desc: str, blocked: bool) -> tuple[str, tuple[str, ...], tuple[str, ...], str | None]:
-    """(title, tags, depends, blocked reason) of a task's text; only a blocked task has a reason,
-    elsewhere "(blocked: …)" is just words."""
+def _body(desc: str, blocked: bool) -> tuple[str, str | None]:
+    """A task's text without its id and blocked reason, and the reason; only a blocked task has
+    one, elsewhere "(blocked: …)" is just words."""
     rest = desc.lstrip()
     m = SPEC_KIT_ID_RE.match(rest) or DOTTED_ID_RE.match(rest)
     if m:
         rest = rest[m.end():]
-    reason = None
     bm = BLOCKED_TEXT_RE.search(rest) if blocked else None
     if bm:
-        reason = bm.group(1)
-        rest = rest[: bm.start()]
+        return rest[: bm.start()], bm.group(1)
+    return rest, None
+
+
+def _details(desc: str, blocked: bool) -> tuple[str, tuple[str, ...], tuple[str, ...], str | None]:
+    """(title, tags, depends, blocked reason) of a task's text."""
+    rest, reason = _body(desc, blocked)
     depends = _depends(rest)
     rest = DEPENDS_TAG_RE.sub("", rest)
     tags = tuple(TAG_RE.findall(rest))
@@ -317,91 +374,127 @@ def excluded_lines(lines: tuple[bytes, ...]) -> set[int]:
 
 def parse(data: bytes) -> Document:
     """Parse a task list. Never fails: odd bytes give odd descriptions, not errors."""
-    lines = tuple(data.splitlines(keepends=True))
-    excluded = excluded_lines(lines) if (b"```" in data or b"~~~" in data or b"<!--" in data
-                                          or data.startswith(b"---")) else ()
-    match = TASK_LINE_RE.match
-    heading = HEADING_RE.match
-    rows: list[tuple] = []
+    scanned = _lf(data)
+    # Loops run in C (split, compress, join): this is most of the time a 5,000-task plan takes.
+    # Match k is the break before line k; on a task line it holds the box and id, else None.
+    pieces = SPLIT.split(b"\n" + scanned)
+    line_boxes = pieces[1::3]
+    at = list(compress(range(len(line_boxes)), line_boxes))
+    boxes = list(compress(line_boxes, line_boxes))
+    ids = b"\0".join(compress(pieces[2::3], line_boxes)).decode().split("\0") if at else []
+    heads = _heading_lines(scanned)
+    lines = None
+    if b"```" in data or b"~~~" in data or b"<!--" in data or data.startswith(b"---"):
+        lines = tuple(data.splitlines(keepends=True))
+        excluded = excluded_lines(lines)
+        keep = [k not in excluded for k in at]
+        at, boxes, ids = list(compress(at, keep)), list(compress(boxes, keep)), list(compress(ids, keep))
+        heads = [(k, line) for k, line in heads if k not in excluded]
+    if "" in ids:
+        ids = [task_id or f"#{i + 1}" for i, task_id in enumerate(ids)]
+    headings: list[tuple[int, int, str]] = []
     sections: list[Section] = []
+    for k, content in heads:
+        hm = HEADING_RE.match(content)
+        if hm is None:
+            continue
+        level, title = len(hm.group(1)), _decode(hm.group(2) or b"").strip()
+        headings.append((k, level, title))
+        if level == 2:
+            sections.append(Section(len(sections) + 1, title, k))
+    by_id = dict(zip(ids, range(len(ids)), strict=True))
+    repeated: dict[str, list[int]] = {}
+    if len(by_id) != len(ids):
+        for i, task_id in enumerate(ids):
+            repeated.setdefault(task_id, []).append(i)
+        repeated = {k: v for k, v in repeated.items() if len(v) > 1}
+    warnings = tuple(f"task id {k} appears {len(v)} times (lines {', '.join(str(at[i] + 1) for i in v)})"
+                     for k, v in repeated.items())
+    starts = [bisect_left(at, section.line) for section in sections]
+    found = _Found(ids, at, starts, headings, by_id, repeated)
+    return Document(data, lines, boxes, found, tuple(sections), warnings)
+
+
+def _heading_lines(text: bytes) -> list[tuple[int, bytes]]:
+    """(line number, content) of each line that starts with "#" after at most three spaces,
+    in `text` whose lines end in "\n" (see _lf)."""
+    offsets, contents = [], []
+    for offset in _find_all(text, b"#"):
+        start, content = _line_around(text, offset)
+        if offset - start <= 3 and content[: offset - start] == b" " * (offset - start):
+            offsets.append(offset)
+            contents.append(content)
+    return list(zip(_line_numbers(text, offsets), contents, strict=True))
+
+
+def _line_around(text: bytes, offset: int) -> tuple[int, bytes]:
+    """Where the line that holds byte `offset` starts, and the line without its ending."""
+    start = text.rfind(b"\n", 0, offset) + 1
+    end = text.find(b"\n", offset)
+    return start, text[start: end if end >= 0 else len(text)].rstrip(b"\r")
+
+
+def _line_numbers(text: bytes, offsets: list[int]) -> list[int]:
+    """The line of each of these (sorted) byte offsets."""
+    out = []
+    line = previous = 0
+    for offset in offsets:
+        line += text.count(b"\n", previous, offset)
+        out.append(line)
+        previous = offset
+    return out
+
+
+def _lf(data: bytes) -> bytes:
+    """The file with the same lines, each ending in "\n" or "\r\n": bytes.splitlines also ends a
+    line at a lone "\r", which only old Mac files have. Offsets and lines are read in this."""
+    if b"\r" in data and LONE_CR_RE.search(data) is not None:
+        return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return data
+
+
+def _shape(lines: tuple[bytes, ...], at: list[int], headings: list[tuple[int, int, str]], nested: bool) -> _Shape:
+    """Nesting and subsections. An indented task is the child of the nearest task above it with a
+    smaller indent, while the list is open; a line that starts at the margin with anything but a
+    task (a heading, a paragraph, another list item) closes the list."""
+    n = len(at)
+    subsections: list[str | None] = []
+    current: str | None = None
+    for line, level, title in headings:
+        if level >= 2:  # a `## ` ends the subsection above it; a `# ` leaves it be
+            start = bisect_left(at, line)
+            subsections += [current] * (start - len(subsections))
+            current = title if level > 2 else None
+    subsections += [current] * (n - len(subsections))
+    indents = [_indent(lines[k]) for k in at] if nested else [0] * n
+    parents: list[int | None] = [None] * n
     children: dict[int, list[int]] = {}
-    section_index = 0
-    subsection: str | None = None
-    stack: list[tuple[int, int]] = []  # (indent, task index) of open list items
-    for i, raw in enumerate(lines):
-        first = raw[:1]
-        if first == b" " or first == b"\t":
-            first = raw.lstrip()[:1]
-        if first == b"-" or first == b"*" or first == b"+":
-            m = match(raw)
-            if m is None or (excluded and i in excluded):
-                if raw[:1] == first:
+    if any(indents):
+        task_at = dict(zip(at, range(n), strict=True))
+        stack: list[tuple[int, int]] = []  # (indent, task index) of open items
+        for k, raw in enumerate(lines):
+            index = task_at.get(k)
+            if index is None:
+                if stack and raw[:1] not in b" \t\r\n\f\v":
                     stack.clear()
                 continue
-            ws, box, kit_id, dotted_id = m.groups()
-            index = len(rows)
-            if ws:
-                indent = len(ws) + (TAB_WIDTH - 1) * ws.count(b"\t")
-                while stack and stack[-1][0] >= indent:
-                    stack.pop()
-                parent = stack[-1][1] if stack else None
-                if parent is not None:
-                    children.setdefault(parent, []).append(index)
-                stack.append((indent, index))
-            else:  # the common flat list: a top-level item closes every open one
-                indent = 0
-                parent = None
-                stack = [(0, index)]
-            task_id = (kit_id or dotted_id or b"").decode() or f"#{index + 1}"
-            rows.append((task_id, i, i, indent, box, section_index, subsection, parent, ()))
-        elif first == b"#":
-            hm = heading(raw.rstrip(b"\r\n"))
-            if hm is None or (excluded and i in excluded):
-                continue
-            level = len(hm.group(1))
-            title = _decode(hm.group(2) or b"").strip()
-            if level == 2:
-                section_index += 1
-                subsection = None
-                sections.append(Section(section_index, title, i))
-            elif level > 2:
-                subsection = title
-            stack.clear()
-        elif stack and first and first not in b" \t\r\n\f\v" and raw[:1] not in b" \t":
-            stack.clear()  # an unindented paragraph ends the list
-    if children:
-        _fold_children(rows, children)
-    by_id = None
-    warnings: tuple[str, ...] = ()
-    if len({row[0] for row in rows}) != len(rows):  # a C-level check; the index only when needed
-        by_id = _index(rows)
-        warnings = tuple(
-            f"task id {k} appears {len(v)} times (lines {', '.join(str(rows[i][1] + 1) for i in v)})"
-            for k, v in by_id.items() if len(v) > 1
-        )
-    return Document(lines, rows, tuple(sections), by_id, warnings)
-
-
-def _index(rows: list[tuple]) -> dict[str, list[int]]:
-    """Task id -> the indexes of the tasks with it (one, unless an id repeats)."""
-    ids = [row[0] for row in rows]
-    by_id = {task_id: [i] for i, task_id in enumerate(ids)}
-    if len(by_id) != len(ids):  # an id repeats: gather every place it stands
-        by_id = {}
-        for i, task_id in enumerate(ids):
-            by_id.setdefault(task_id, []).append(i)
-    return by_id
-
-
-def _fold_children(rows: list[tuple], children: dict[int, list[int]]) -> None:
-    """Give parents their children and the line span that covers them (rows change in place)."""
-    for index in range(len(rows) - 1, -1, -1):  # children come after parents: fold ends upward
-        row = rows[index]
-        end_line = row[2]
+            indent = indents[index]
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            if stack:
+                parents[index] = stack[-1][1]
+                children.setdefault(stack[-1][1], []).append(index)
+            stack.append((indent, index))
+    end_lines = list(at)
+    for index in range(n - 1, -1, -1):  # children come after parents: fold spans upward
         if index in children:
-            end_line = max(end_line, *(rows[c][2] for c in children[index]))
-            row = row[:2] + (end_line,) + row[3:8] + (tuple(children[index]),)
-            rows[index] = row
+            end_lines[index] = max(end_lines[index], *(end_lines[c] for c in children[index]))
+    return _Shape(indents, parents, {p: tuple(c) for p, c in children.items()}, end_lines, subsections)
+
+
+def _indent(raw: bytes) -> int:
+    ws = raw[: len(raw) - len(raw.lstrip(b" \t\f\v"))]
+    return len(ws) + (TAB_WIDTH - 1) * ws.count(b"\t")
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,7 +554,7 @@ def _rewrite_line(raw: bytes, box: bytes, reason: str | None) -> bytes:
 
 def set_box(doc: Document, index: int, box: str, reason: str | None = None) -> Document:
     """A new document with task `index` given exactly this box character (and blocked reason)."""
-    line = doc._rows[index][1]
+    line = doc._found.at[index]
     if BOX_STATUS[box.encode()] is not Status.BLOCKED:
         reason = None
     new_line = _rewrite_line(doc.lines[line], box.encode(), reason)
@@ -526,6 +619,6 @@ def _follow_parents(doc: Document, touched: set[int]) -> tuple[Document, set[int
 def counts(doc: Document) -> dict[str, int]:
     """How many tasks have each status (all statuses present, zero when none)."""
     out = {s.value: 0 for s in Status}
-    for row in doc._rows:
-        out[BOX_STATUS[row[4]].value] += 1
+    for box, n in Counter(doc._boxes).items():
+        out[BOX_STATUS[box].value] += n
     return out

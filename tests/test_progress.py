@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from specflowd.progress import (
+    HEADING_RE,
     STATUS_BOX,
-    TASK_LINE_RE,
+    TAB_WIDTH,
     TASK_RE,
     Mark,
     Status,
     TaskListError,
     apply_marks,
+    excluded_lines,
     parse,
     set_box,
 )
@@ -293,11 +297,89 @@ def test_a_mark_changes_only_task_lines(data: bytes, pick) -> None:
     assert len(new.to_bytes()) - len(data) == sum(len(b) - len(a) for a, b in zip(doc.lines, new.lines, strict=True))
 
 
-@settings(max_examples=500, deadline=None)
-@given(st.binary(max_size=60), ENDINGS)
-def test_fast_regex_agrees_with_the_contract(line: bytes, ending: bytes) -> None:
-    content = line.replace(b"\n", b"").replace(b"\r", b"")
-    assert bool(TASK_LINE_RE.match(content + ending)) == bool(TASK_RE.match(content))
+# -- the parser against a plain reading of the contract -------------------------------------
+
+ID_RE = re.compile(rb"[ \t]*(?:\*\*)?(?:(T\d{3,}[a-z]?)\b|(\d+(?:\.\d+)*)\.?(?=[ \t\r\n]|$))")
+
+
+def reference(data: bytes) -> list[tuple]:
+    """SPEC §3 read one line at a time, as plainly as it can be written: the parser's bulk scan
+    must find the same tasks, ids, boxes, sections and nesting."""
+    lines = data.splitlines(keepends=True)
+    skip = excluded_lines(tuple(lines))
+    tasks: list[list] = []
+    section, subsection = 0, None
+    stack: list[tuple[int, int]] = []
+    for k, raw in enumerate(lines):
+        content = raw.rstrip(b"\r\n")
+        m = TASK_RE.match(content) if k not in skip else None
+        if m is None:
+            heading = HEADING_RE.match(content) if k not in skip else None
+            if heading and len(heading.group(1)) == 2:
+                section, subsection = section + 1, None
+            elif heading and len(heading.group(1)) > 2:
+                subsection = heading.group(2).decode("utf-8", "replace").strip() if heading.group(2) else ""
+            if raw[:1] not in b" \t\r\n\f\v":  # anything at the margin closes the list
+                stack.clear()
+            continue
+        ws = m.group(1)
+        indent = len(ws) + (TAB_WIDTH - 1) * ws.count(b"\t")
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1] if stack else None
+        index = len(tasks)
+        ident = ID_RE.match(m.group(4))
+        task_id = (ident.group(1) or ident.group(2)).decode() if ident and ident.group(1) or ident and ident.group(2) \
+            else f"#{index + 1}"
+        tasks.append([task_id, m.group(3).decode(), k, k, section, subsection, parent, []])
+        if parent is not None:
+            tasks[parent][7].append(index)
+        stack.append((indent, index))
+    for index in range(len(tasks) - 1, -1, -1):
+        for child in tasks[index][7]:
+            tasks[index][3] = max(tasks[index][3], tasks[child][3])
+    return [tuple(t[:7]) + (tuple(t[7]),) for t in tasks]
+
+
+def parsed(data: bytes) -> list[tuple]:
+    return [(t.id, t.box, t.line, t.end_line, t.section_index, t.subsection, t.parent, t.children)
+            for t in parse(data).tasks]
+
+
+# Lines made of what matters to the scan, so that near misses are common: a margin, a start
+# (a box, a near box, a heading, a fence), and odd pieces after it.
+MARGIN = st.sampled_from([b"", b"", b" ", b"  ", b"   ", b"    ", b"\t", b"\f", b"\v", b" \f"])
+START = st.sampled_from([b"- [ ] ", b"* [x] ", b"+ [b] ", b"- [~] ", b"- [y] ", b"-[ ] ", b"- [ ]", b"- ", b"#", b"## ",
+                         b"### ", b"####### ", b"```", b"~~~", b"<!--", b"-->", b"---", b"text", b""])
+NEAR = st.lists(st.sampled_from([b"-", b" ", b"[", b"]", b"x", b"#", b"\t", b"\f", b"\v", b"T", b"0", b"12", b"T001",
+                                 b"T0001a", b"2.1", b"3.", b".", b"**", b"a", b"- [ ] ", b"\xff", b"-->",
+                                 b"depends on T001", b"[depends: T001]", b" (blocked: after T001)"]),
+                max_size=6).map(b"".join)
+LINE = st.tuples(MARGIN, START, NEAR).map(b"".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.tuples(LINE, ENDINGS), max_size=12), st.booleans())
+def test_scan_agrees_with_the_contract_line_by_line(rows: list[tuple[bytes, bytes]], final: bool) -> None:
+    data = b"".join(line + ending for line, ending in rows)
+    if not final:
+        data = data.rstrip(b"\r\n")
+    assert parsed(data) == reference(data)
+    # The planner's bulk read of dependencies says what each task says of itself.
+    doc = parse(data)
+    assert doc.dependencies() == {t.index: t.depends for t in doc.tasks if t.depends}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(task_file())
+def test_scan_agrees_with_the_contract_on_generated_files(data: bytes) -> None:
+    assert parsed(data) == reference(data)
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
+def test_scan_agrees_with_the_contract_on_the_corpus(path) -> None:
+    data = path.read_bytes()
+    assert parsed(data) == reference(data)
 
 
 @given(st.sampled_from([b"- [ ] T001 x", b"  * [~] 2.1 y", b"+ [b] z (blocked: q)"]))

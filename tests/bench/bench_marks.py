@@ -84,16 +84,28 @@ def bench_marks(project: Path, plain: Path, n: int) -> list[tuple[str, ...]]:
     ]
 
 
+def kiro_file(parents: int) -> bytes:
+    """A Kiro-style list: numbered parents, four indented children each, requirement notes."""
+    return b"# Implementation plan\n\n## Tasks\n" + b"".join(
+        b"- [ ] %d. Parent task %d\n" % (i, i)
+        + b"".join(b"  - [ ] %d.%d Child task _Requirements: 1.%d_\n" % (i, j, j) for j in range(1, 5))
+        for i in range(1, parents + 1))
+
+
 def bench_parse(data: bytes) -> list[tuple[str, ...]]:
     parse_t = times(lambda: parse(data), 50)
     doc = parse(data)
     plan_t = times(lambda: make_plan(doc, spec=SPEC, file=PATH), 50)
-    both = times(lambda: make_plan(parse(data), spec=SPEC, file=PATH), 50)
-    return [
+    rows = [
         ("parse 5,000 tasks", ms(median(parse_t)), ms(min(parse_t))),
         ("plan 5,000 tasks", ms(median(plan_t)), ms(min(plan_t))),
-        ("parse + plan", ms(median(both)), ms(min(both))),
     ]
+    for name, variant in [("parse + plan", data), ("parse + plan, CRLF endings", data.replace(b"\n", b"\r\n")),
+                          ("parse + plan, lone CR endings", data.replace(b"\n", b"\r")),
+                          ("parse + plan, Kiro style, nested (5,000 tasks)", kiro_file(1000))]:
+        both = times(lambda v=variant: make_plan(parse(v), spec=SPEC, file=PATH), 50)
+        rows.append((name, ms(median(both)), ms(min(both))))
+    return rows
 
 
 def bench_log(project: Path) -> list[tuple[str, ...]]:
