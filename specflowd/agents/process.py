@@ -1,4 +1,4 @@
-"""Facts about agent processes: what environment they get, who they are across pid reuse, their group."""
+"""Facts about agent processes: what environment they get, who they are across pid reuse, their group, their priority."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 # The daemon's systemd handshake is not the agent's: a child that pinged the watchdog would lie.
 _DAEMON_ONLY = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
+# How far below the daemon agents run (nice steps): they are batch work, the daemon coordinates.
+AGENT_NICE = 10
 
 
 def specflow_env(*, project: Path, spec: str, orchestration: str, tasks: Iterable[str], inbox: Path) -> dict[str, str]:
@@ -49,3 +51,18 @@ def signal_group(pgid: int, sig: int) -> None:
     """Signal a process group that may be gone already."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def lower_priority(pid: int) -> None:
+    """Agents are batch work and the daemon coordinates them: under CPU contention the daemon must
+    keep answering the inbox, so agents run AGENT_NICE steps below it. Each agent leads a session
+    of its own, and where the kernel schedules sessions as groups (autogroup, on by default) a
+    process's nice value weighs only inside its group: the group gets the nice value too, which
+    also covers every child the agent starts. Both are best effort (no autogroup, no file)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + AGENT_NICE))
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/autogroup") as own:  # "/autogroup-123 nice 0"
+            nice = int(own.read().split()[-1])
+        with open(f"/proc/{pid}/autogroup", "w") as group:
+            group.write(str(min(19, nice + AGENT_NICE)))

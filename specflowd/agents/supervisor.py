@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from specflowd.agents.pool import Pool
-from specflowd.agents.process import child_env, is_alive, process_start_time, signal_group
+from specflowd.agents.process import child_env, is_alive, lower_priority, process_start_time, signal_group
 from specflowd.agents.registry import adapter_for
 from specflowd.agents.result import (
     AgentRequest,
@@ -45,7 +45,9 @@ Post = Callable[[object], None]
 _log = logging.getLogger(__name__)
 
 _STDERR_TAIL = 4000
-AGENT_NICE = 5
+THREAD_NAME = "specflowd-agent"
+# How long after a log grows it is read: live progress may lag this much, and no more.
+READ_EVERY_S = 0.05
 
 
 def log_path(project: Path, orchestration: str, n: int, phase: str) -> Path:
@@ -204,10 +206,7 @@ class Supervisor:
             self._finish(run, AgentResult(ok=False, error_type=ErrorType.PROCESS_FAILED, stderr_tail=str(e)))
             return
         else:
-            # Agents are batch work and the daemon coordinates them: under CPU contention the daemon
-            # keeps answering the inbox. Set at once, before the agent starts children of its own.
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, proc.pid, AGENT_NICE)
+            lower_priority(proc.pid)
         finally:
             for fd in (out, err, stdin):
                 os.close(fd)
@@ -256,14 +255,21 @@ class Supervisor:
     # -- the loop thread -------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        # Named for `top -H` and the benchmarks, which report this thread's CPU on its own.
+        with contextlib.suppress(OSError):
+            Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_text(THREAD_NAME)
         poll = select.poll()
         poll.register(self._inotify.fileno(), select.POLLIN)
         poll.register(self._wake, select.POLLIN)
         by_pidfd: dict[int, _Run] = {}
         by_wd: dict[int, _Run] = {}
+        grown: set[_Run] = set()
+        read_at: float | None = None  # when the logs that grew are read
         while not self._closing:
             now = time.monotonic()
             wakes = [at for run in by_pidfd.values() if (at := run.wakes_at()) is not None]
+            if read_at is not None:
+                wakes.append(read_at)
             timeout_ms = max(0, int((min(wakes) - now) * 1000) + 1) if wakes else None
             ready = {fd for fd, _ in poll.poll(timeout_ms)}
             if self._wake in ready:
@@ -276,11 +282,22 @@ class Supervisor:
                         poll.register(run.pidfd, select.POLLIN)
                     else:
                         self._stop_following(run, poll, by_pidfd, by_wd)
-            if self._inotify.fileno() in ready:
-                for wd in self._inotify.fired():
-                    if (run := by_wd.get(wd)) is not None and not self._guarded_step(run, self._consume, run):
-                        self._stop_following(run, poll, by_pidfd, by_wd)
             now = time.monotonic()
+            if self._inotify.fileno() in ready:
+                # Logs are read a moment after they grow, all at once: an agent writes line by
+                # line, and a read per write would keep this thread, and so the GIL the daemon's
+                # loop needs, busy. Until then the loop does not listen for more growth.
+                grown.update(run for wd in self._inotify.fired() if (run := by_wd.get(wd)) is not None)
+                read_at = now + READ_EVERY_S
+                poll.modify(self._inotify.fileno(), 0)
+            if read_at is not None and now >= read_at:
+                grown.update(run for wd in self._inotify.fired() if (run := by_wd.get(wd)) is not None)
+                for run in grown:
+                    if run.pidfd in by_pidfd and not self._guarded_step(run, self._consume, run):
+                        self._stop_following(run, poll, by_pidfd, by_wd)
+                grown.clear()
+                read_at = None
+                poll.modify(self._inotify.fileno(), select.POLLIN)
             for pidfd, run in list(by_pidfd.items()):
                 if pidfd in ready:
                     self._guarded_step(run, self._conclude_exited, run)

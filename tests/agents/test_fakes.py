@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -72,6 +73,24 @@ def test_fake_marks_a_task_with_specflowd(fake_bin: Path, repo: Path, scenario, 
     r = cli("claude", "-p", "--output-format", "stream-json", "--verbose", cwd=repo)
     assert r.returncode == 0, r.stderr
     sha = git(repo, "rev-parse", "HEAD").strip()
-    assert recording_specflowd.read_text() == f"mark T001 --done --evidence {sha} --now\n"
+    # A request to the daemon, as the prompt says (SPEC section 9).
+    assert recording_specflowd.read_text() == f"mark T001 --done --evidence {sha}\n"
     uses = [e["message"]["content"][0] for e in events(r.stdout) if e["type"] == "assistant"]
-    assert uses[-1]["input"]["command"] == f"specflowd mark T001 --done --evidence {sha} --now"
+    assert uses[-1]["input"]["command"] == f"specflowd mark T001 --done --evidence {sha}"
+
+
+def test_fake_marks_with_now_when_no_daemon_runs(fake_bin: Path, repo: Path, scenario, recording_specflowd: Path
+                                                 ) -> None:
+    # The shim refuses a mark without --now the way specflowd does when no daemon runs.
+    calls = recording_specflowd.read_text() if recording_specflowd.exists() else ""
+    shim = next(d / "specflowd" for d in map(Path, os.environ["PATH"].split(os.pathsep))
+                if (d / "specflowd").exists())
+    shim.write_text(f'#!/bin/sh\necho "$*" >> "{recording_specflowd}"\n'
+                    'case "$*" in *--now*) exit 0;; esac\n'
+                    'echo "error: no specflowd daemon is running for this project: pass --now" >&2; exit 1\n')
+    scenario(steps=[{"mark": "T001"}])
+    r = cli("claude", "-p", "--output-format", "stream-json", "--verbose", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    assert recording_specflowd.read_text() == calls + (f"mark T001 --done --evidence {sha}\n"
+                                                       f"mark T001 --done --evidence {sha} --now\n")

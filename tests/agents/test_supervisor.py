@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from specflowd.agents import registry
-from specflowd.agents.process import specflow_env
+from specflowd.agents.process import AGENT_NICE, specflow_env
 from specflowd.agents.result import AgentRequest, ErrorType, RunFinished, RunProgress, RunStarted
-from specflowd.agents.supervisor import log_path
+from specflowd.agents.supervisor import THREAD_NAME, log_path
 from tests.agents.conftest import Harness
 from tests.conftest import git, wait_for
 
@@ -224,3 +224,20 @@ def test_codex_and_gemini_resume_their_sessions(fake_bin: Path, repo: Path, scen
                           run_id="c")
     assert again.ok and again.session_id == first.session_id
     assert unknown.error_type is ErrorType.INVALID_SESSION
+
+
+def test_agents_run_below_the_daemon_and_so_does_their_session(repo: Path, harness: Harness) -> None:
+    run = harness.supervisor
+    run.start("r1", req(repo, "command", command=["sh", "-c", "cat >/dev/null; exec sleep 60"]),
+              log_path(repo, "o1", 1, "implement"))
+    pid = harness.next(RunStarted, "r1").pid
+    assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + AGENT_NICE)
+    own = Path("/proc/self/autogroup")
+    if own.exists():  # the kernel schedules sessions as groups: the agent's group is lowered too
+        nice = int(own.read_text().split()[-1])
+        assert Path(f"/proc/{pid}/autogroup").read_text().split()[-1] == str(min(19, nice + AGENT_NICE))
+    # The thread that follows agents is named, for `top -H` and the benchmarks.
+    names = {p.read_text().strip() for p in Path("/proc/self/task").glob("*/comm")}
+    assert THREAD_NAME in names
+    assert run.cancel("r1")
+    assert harness.result("r1").error_type is ErrorType.CANCELLED

@@ -126,7 +126,12 @@ def specflowd_on_path(base: Path) -> Path:
     return bin_dir
 
 
-def cpu_s(pid: int) -> float:
-    """User plus system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_s(pid: int, thread: str | None = None) -> float:
+    """User plus system CPU seconds of a process so far, or of its threads with this name."""
+    stats = ([Path(f"/proc/{pid}/stat")] if thread is None else
+             [t / "stat" for t in Path(f"/proc/{pid}/task").iterdir() if (t / "comm").read_text().strip() == thread])
+    total = 0
+    for stat in stats:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
