@@ -75,8 +75,16 @@ def follow(project: Project, spec: str | None, start: str | None,
     packed-refs, not by polling; every `idle_s` without news it yields an empty list, a safety net
     for missed events and a chance for the caller to stop."""
     import threading
+    import time
 
-    from watchdog.events import FileSystemEventHandler
+    from watchdog.events import (
+        FileClosedEvent,
+        FileCreatedEvent,
+        FileDeletedEvent,
+        FileModifiedEvent,
+        FileMovedEvent,
+        FileSystemEventHandler,
+    )
     from watchdog.observers import Observer
 
     woken = threading.Event()
@@ -85,21 +93,29 @@ def follow(project: Project, spec: str | None, start: str | None,
         def on_any_event(self, event: object) -> None:
             woken.set()
 
+    # Writes only: git (and this loop's own read_ref) open and read files in the git dir all the
+    # time, and waking on those reads would keep waking on its own.
+    writes = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent]
     ref_dir = (project.common_dir / project.branch_ref).parent
     observer = Observer()
-    observer.schedule(Wake(), str(ref_dir), recursive=False)
-    observer.schedule(Wake(), str(project.common_dir), recursive=False)
+    observer.schedule(Wake(), str(ref_dir), recursive=False, event_filter=writes)
+    observer.schedule(Wake(), str(project.common_dir), recursive=False, event_filter=writes)
     observer.start()
     last = start
+    quiet_since = time.monotonic()
     try:
         while True:
             news = woken.wait(timeout=idle_s)
             woken.clear()
             tip = read_ref(project.common_dir, project.branch_ref)
             if tip is None or tip == last:
-                if not news:
+                # Other files in the git dir change too: however often they do, the caller
+                # still hears every `idle_s` that nothing came.
+                if not news or time.monotonic() - quiet_since >= idle_s:
+                    quiet_since = time.monotonic()
                     yield []
                 continue
+            quiet_since = time.monotonic()
             new = read(project, spec=spec, limit=None, since=last, until=tip) if last else []
             last = tip
             if new:

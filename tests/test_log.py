@@ -81,3 +81,41 @@ def test_log_follow_prints_new_commits_as_they_land(project: Path) -> None:
 def test_log_needs_the_branch(repo: Path) -> None:
     r = run_cli("log", cwd=repo)
     assert r.returncode == 1 and "specflowd init" in r.stderr
+
+
+def test_follow_still_reports_quiet_while_the_git_dir_is_busy(project: Path) -> None:
+    """Git and readers touch files in the git dir all the time: the follower must not take that
+    for news, nor stop telling its caller every `idle_s` that nothing came (the demo waits so)."""
+    from specflowd import feed
+    from specflowd.project import locate
+
+    proj = locate(project)
+    git(project, "pack-refs", "--all")  # read_ref then reads packed-refs, in the watched folder
+    stop = threading.Event()
+    quiet: list[list] = []
+
+    def busy() -> None:
+        n = 0
+        while not stop.is_set():
+            (proj.common_dir / "packed-refs").read_bytes()
+            (proj.common_dir / "specflowd-test-noise").write_text(str(n))
+            n += 1
+
+    def follow() -> None:
+        tip = git(project, "rev-parse", proj.branch_ref).strip()
+        for entries in feed.follow(proj, None, tip, idle_s=0.2):
+            quiet.append(entries)
+            if len(quiet) == 3 or stop.is_set():
+                return
+
+    noise = threading.Thread(target=busy, daemon=True)
+    follower = threading.Thread(target=follow, daemon=True)
+    noise.start()
+    follower.start()
+    try:
+        wait_for(lambda: len(quiet) == 3, timeout=10, message="three quiet reports while the git dir is busy")
+        assert quiet == [[], [], []]
+    finally:
+        stop.set()
+        follower.join(timeout=5)
+        noise.join(timeout=5)
