@@ -77,15 +77,10 @@ def follow(project: Project, spec: str | None, start: str | None,
     import threading
     import time
 
-    from watchdog.events import (
-        FileClosedEvent,
-        FileCreatedEvent,
-        FileDeletedEvent,
-        FileModifiedEvent,
-        FileMovedEvent,
-        FileSystemEventHandler,
-    )
+    from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
+
+    from specflowd.watch import WRITES
 
     woken = threading.Event()
 
@@ -93,13 +88,11 @@ def follow(project: Project, spec: str | None, start: str | None,
         def on_any_event(self, event: object) -> None:
             woken.set()
 
-    # Writes only: git (and this loop's own read_ref) open and read files in the git dir all the
-    # time, and waking on those reads would keep waking on its own.
-    writes = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent]
+    # Writes only: git (and this loop's own read_ref) open and read files in the git dir all the time.
     ref_dir = (project.common_dir / project.branch_ref).parent
     observer = Observer()
-    observer.schedule(Wake(), str(ref_dir), recursive=False, event_filter=writes)
-    observer.schedule(Wake(), str(project.common_dir), recursive=False, event_filter=writes)
+    observer.schedule(Wake(), str(ref_dir), recursive=False, event_filter=WRITES)
+    observer.schedule(Wake(), str(project.common_dir), recursive=False, event_filter=WRITES)
     observer.start()
     last = start
     quiet_since = time.monotonic()

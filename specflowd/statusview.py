@@ -80,6 +80,7 @@ def watch_states(project: Project, wanted: str | None) -> None:
     from specflowd.overview import decision, duration, summary
     from specflowd.state import utcnow
     from specflowd.statefile import read_all
+    from specflowd.watch import WRITES
 
     changed = threading.Event()
 
@@ -108,7 +109,7 @@ def watch_states(project: Project, wanted: str | None) -> None:
 
     project.workflows.mkdir(parents=True, exist_ok=True)
     observer = Observer()
-    observer.schedule(Wake(), str(project.workflows), recursive=False)
+    observer.schedule(Wake(), str(project.workflows), recursive=False, event_filter=WRITES)  # render reads it
     observer.start()
     try:
         with Live(render(), auto_refresh=False) as live:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_for
 from tests.daemon.conftest import make_project
 from tests.daemon.test_inbox import branch_log
 
@@ -47,3 +51,39 @@ def test_a_mark_naming_no_spec_goes_to_the_running_orchestration(project: Path, 
     answer = d.answer("m")
     assert answer["ok"] and answer["result"]["spec"] == "demo"
     assert f"Specflow-Orchestration: {oid}" in branch_log(project).split("\0")[0]
+
+
+def test_status_watch_waits_for_changes_instead_of_spinning(project: Path) -> None:
+    """`status --watch` reads the state files of the folder it watches: waking on its own reads,
+    it would redraw without end. Idle, it must use next to no CPU."""
+    from specflowd.project import locate
+    from specflowd.state import OrchestrationState
+    from specflowd.statefile import save
+
+    save(locate(project).workflows, OrchestrationState(id="0123abcd", spec="demo", project=str(project)))
+    proc = subprocess.Popen(["specflowd", "status", "--watch"], cwd=project, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: watching(proc.pid), timeout=30, message="the watch to be set up")
+        before = cpu_s(proc.pid)
+        time.sleep(2)  # a measuring window, not synchronisation: CPU used while nothing changes
+        assert cpu_s(proc.pid) - before < 0.5
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+
+
+def watching(pid: int) -> bool:
+    """Whether the process holds an inotify descriptor: its watch is set up."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == "anon_inode:inotify":
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
