@@ -287,11 +287,11 @@ class Supervisor:
                 # Logs are read a moment after they grow, all at once: an agent writes line by
                 # line, and a read per write would keep this thread, and so the GIL the daemon's
                 # loop needs, busy. Until then the loop does not listen for more growth.
-                grown.update(run for wd in self._inotify.fired() if (run := by_wd.get(wd)) is not None)
+                grown.update(self._grown(by_wd))
                 read_at = now + READ_EVERY_S
                 poll.modify(self._inotify.fileno(), 0)
             if read_at is not None and now >= read_at:
-                grown.update(run for wd in self._inotify.fired() if (run := by_wd.get(wd)) is not None)
+                grown.update(self._grown(by_wd))
                 for run in grown:
                     if run.pidfd in by_pidfd and not self._guarded_step(run, self._consume, run):
                         self._stop_following(run, poll, by_pidfd, by_wd)
@@ -304,6 +304,10 @@ class Supervisor:
                     self._stop_following(run, poll, by_pidfd, by_wd)
                 elif not self._guarded_step(run, self._enforce, run, now):
                     self._stop_following(run, poll, by_pidfd, by_wd)
+
+    def _grown(self, by_wd: dict[int, _Run]) -> set[_Run]:
+        """The runs whose logs grew since the last look (a watch may belong to a run gone since)."""
+        return {run for wd in self._inotify.fired() if (run := by_wd.get(wd)) is not None}
 
     def _guarded_step(self, run: _Run, step: Callable[..., None], *args: object) -> bool:
         """Run one step of one run; a failure ends that run, never the loop."""

@@ -20,9 +20,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import ENV, ROOT, make_project, specflowd_on_path, table
+from common import ENV, ROOT, make_project, table
 
 from specflowd import feed
+from specflowd.demo import shim
 from specflowd.project import locate
 
 
@@ -102,7 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         project = build(base)
-        bin_dir = specflowd_on_path(base)
+        bin_dir = shim(base)
         env = dict(ENV, PATH=f"{bin_dir}{os.pathsep}{ENV['PATH']}", PYTHONPATH=str(ROOT),
                    SPECFLOWD_DEMO_TASK_S=str(args.task_s))
         log = base / "daemon.log"

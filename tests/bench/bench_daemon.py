@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from common import cpu_s, settle
+
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = "# Tasks\n\n## Setup\n\n- [ ] T001 One\n- [ ] T002 Two\n- [ ] T003 Three\n"
 
@@ -64,10 +66,6 @@ class Daemon:
         self.sock.settimeout(60)
         while self.sock.recv(4096) != b"READY=1":
             pass
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -214,10 +212,10 @@ def idle_cpu(base: Path, env: dict[str, str], seconds: float) -> float:
     projects = [make_project(base, env, f"idle{i}") for i in range(10)]
     d = Daemon(projects, env, base / "idle.log")
     try:
-        time.sleep(3)  # let start-up settle
-        before = d.cpu_seconds()
+        settle(d.proc.pid)
+        before = cpu_s(d.proc.pid)
         time.sleep(seconds)
-        return d.cpu_seconds() - before
+        return cpu_s(d.proc.pid) - before
     finally:
         d.stop()
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ENV, ROOT, cpu_s, table
+from common import ENV, ROOT, cpu_s, settle, table
 
 
 def make(base: Path, n_projects: int, n_orchestrations: int) -> list[Path]:
@@ -76,7 +76,7 @@ def main() -> None:
                 msg = sock.recv(4096).decode()
                 if "READY=1" in msg.split("\n"):
                     ready = time.monotonic() - began
-            time.sleep(2)
+            settle(daemon.pid)
             rss_ready = rss_mb(daemon.pid)
             before = cpu_s(daemon.pid)
             time.sleep(a.idle)

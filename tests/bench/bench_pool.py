@@ -19,7 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ENV, ROOT, make_project, specflowd_on_path, table
+from common import ENV, ROOT, make_project, table
+
+from specflowd.demo import shim
 
 TASKS = "# Tasks\n\n## One\n- [ ] T001 first\n- [ ] T002 second\n\n## Two\n- [ ] T003 third\n- [ ] T004 fourth\n"
 
@@ -65,7 +67,7 @@ def run(projects: int, specs: int, max_agents: int, task_s: float, tasks: str = 
         agent = (f"sh -c 'echo start $(date +%s.%N) $$ >> {record}; {sys.executable} -m specflowd.agents.demo; "
                  f"rc=$?; echo end $(date +%s.%N) $$ >> {record}; exit $rc'")
         roots = [build(base, f"p{i}", specs, max_agents, agent, tasks) for i in range(projects)]
-        bin_dir = specflowd_on_path(base)
+        bin_dir = shim(base)
         env = dict(ENV, PATH=f"{bin_dir}{os.pathsep}{ENV['PATH']}", PYTHONPATH=str(ROOT),
                    SPECFLOWD_DEMO_TASK_S=str(task_s))
         log = open(base / "daemon.log", "wb")  # noqa: SIM115

@@ -116,14 +116,15 @@ def make_project(base: Path, name: str, specs: dict[str, str], configure: Callab
     return project
 
 
-def specflowd_on_path(base: Path) -> Path:
-    """A folder with a `specflowd` that runs this checkout, for agents to call."""
-    bin_dir = base / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    shim = bin_dir / "specflowd"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m specflowd "$@"\n')
-    shim.chmod(0o755)
-    return bin_dir
+def settle(pid: int, quiet_s: float = 0.5, timeout: float = 30.0) -> None:
+    """Wait until the process has used (almost) no CPU for `quiet_s`: its start-up work is done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_s(pid)
+        time.sleep(quiet_s)  # a measuring window: the condition is the CPU used within it
+        if cpu_s(pid) - before <= 0.01:
+            return
+    raise RuntimeError(f"process {pid} did not settle within {timeout:.0f} s")
 
 
 def cpu_s(pid: int, thread: str | None = None) -> float:
