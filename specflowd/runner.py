@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from specflowd import machine, merge, prompts, worktrees
-from specflowd.agents.process import is_alive, specflow_env
+from specflowd.agents.process import child_env, is_alive, specflow_env
 from specflowd.agents.result import (
     AgentRequest,
     AgentResult,
@@ -288,8 +288,7 @@ class Runner:
         # `sh -c '…'` in verify_command for pipes and `&&`.
         proc = subprocess.Popen(shlex.split(action.command), cwd=cwd, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={k: v for k, v in os.environ.items()
-                                     if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")})
+                                env=child_env(os.environ, {}))
         self._verifies[(root, state.id)] = proc
 
         def wait() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from pathlib import Path
 _DAEMON_ONLY = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
 # How far below the daemon agents run (nice steps): they are batch work, the daemon coordinates.
 AGENT_NICE = 10
+_AUTOGROUP = re.compile(r"/autogroup-\d+ nice (-?\d+)\n?")
 
 
 def specflow_env(*, project: Path, spec: str, orchestration: str, tasks: Iterable[str], inbox: Path) -> dict[str, str]:
@@ -53,16 +55,24 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def lower_priority(pid: int) -> None:
-    """Agents are batch work and the daemon coordinates them: under CPU contention the daemon must
-    keep answering the inbox, so agents run AGENT_NICE steps below it. Each agent leads a session
-    of its own, and where the kernel schedules sessions as groups (autogroup, on by default) a
-    process's nice value weighs only inside its group: the group gets the nice value too, which
-    also covers every child the agent starts. Both are best effort (no autogroup, no file)."""
+def autogroup_nice(text: str) -> int | None:
+    """The nice value in a /proc/<pid>/autogroup file ("/autogroup-123 nice 0"); None for a process
+    in no autogroup, whose file is empty: a process of a session-less init, pid 1 itself among them."""
+    match = _AUTOGROUP.fullmatch(text)
+    return int(match[1]) if match else None
+
+
+def lower_priority(pid: int, *, below: int) -> None:
+    """Put agent `pid` AGENT_NICE steps below process `below` (the daemon). Agents are batch work and
+    the daemon coordinates them: under CPU contention the daemon must keep answering the inbox.
+
+    Each agent leads a session of its own, and where the kernel schedules sessions as groups
+    (autogroup, on by default) a process's nice value weighs only inside its group: the agent's group
+    gets the nice value too, which also covers every child the agent starts. A daemon in no autogroup
+    competes among the root group's tasks, each at its own nice value; its group counts as nice 0.
+    Best effort: a kernel without autogroups, or a process gone already, leaves the agent as it is."""
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + AGENT_NICE))
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/autogroup") as own:  # "/autogroup-123 nice 0"
-            nice = int(own.read().split()[-1])
-        with open(f"/proc/{pid}/autogroup", "w") as group:
-            group.write(str(min(19, nice + AGENT_NICE)))
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, below) + AGENT_NICE))
+    with contextlib.suppress(OSError):
+        own = autogroup_nice(Path(f"/proc/{below}/autogroup").read_text())
+        Path(f"/proc/{pid}/autogroup").write_text(str(min(19, (own or 0) + AGENT_NICE)))

@@ -169,8 +169,10 @@ class Supervisor:
 
     def _fail(self, run: _Run, error: Exception) -> None:
         """Whatever went wrong, the run ends with a result and leaves nothing running."""
-        if run.record is not None:
-            signal_group(run.record.pid, signal.SIGKILL)
+        # A spawned run is known by its process before it has a record; an adopted one by its record.
+        leader = run.proc.pid if run.proc is not None else run.record.pid if run.record is not None else None
+        if leader is not None:
+            signal_group(leader, signal.SIGKILL)
         if run.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 run.proc.wait(timeout=self._grace_s)  # no zombie, even here
@@ -205,17 +207,17 @@ class Supervisor:
         except OSError as e:
             self._finish(run, AgentResult(ok=False, error_type=ErrorType.PROCESS_FAILED, stderr_tail=str(e)))
             return
-        else:
-            lower_priority(proc.pid)
         finally:
             for fd in (out, err, stdin):
                 os.close(fd)
+        # Kept first: should anything below fail, `_fail` kills and reaps the child it names.
+        run.proc = proc
+        lower_priority(proc.pid, below=os.getpid())
         start_time = process_start_time(proc.pid) or 0
         run.record = RunRecord(run_id=run.run_id, kind=request.kind, orchestration=run.orchestration, pid=proc.pid,
                                start_time=start_time, log_path=log, log_offset=offset, stderr_path=stderr,
                                started_at=time.time() - (time.monotonic() - began), timeout_s=request.timeout_s,
                                session_id=request.resume_session_id if not request.fork_session else None)
-        run.proc = proc
         run.pidfd = os.pidfd_open(proc.pid)
         self._post(RunStarted(run_id=run.run_id, pid=proc.pid, start_time=start_time, log_path=log))
         self._hand_over(run)

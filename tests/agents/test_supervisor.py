@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from specflowd.agents import registry
-from specflowd.agents.process import AGENT_NICE, specflow_env
+from specflowd.agents import registry, supervisor
+from specflowd.agents.process import AGENT_NICE, autogroup_nice, lower_priority, specflow_env
 from specflowd.agents.result import AgentRequest, ErrorType, RunFinished, RunProgress, RunStarted
 from specflowd.agents.supervisor import THREAD_NAME, log_path
 from tests.agents.conftest import Harness
@@ -148,6 +149,22 @@ def test_a_run_that_cannot_be_set_up_still_ends_with_a_result(repo: Path, harnes
     assert harness.supervisor.record("r1") is None
 
 
+def test_a_run_that_fails_after_its_spawn_leaves_nothing_running(repo: Path, harness: Harness,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    spawned: list[int] = []
+
+    def broken(pid: int) -> int:
+        spawned.append(pid)
+        raise RuntimeError("no start time")
+
+    monkeypatch.setattr(supervisor, "process_start_time", broken)
+    result = harness.run(req(repo, "command", command=["sh", "-c", "exec sleep 60"]), log_path(repo, "o1", 1, "x"))
+    assert result.error_type is ErrorType.PROCESS_FAILED and "no start time" in result.stderr_tail
+    [pid] = spawned
+    assert_reaped(pid)
+    assert live_group_members(pid) == []
+
+
 def test_missing_program_is_a_failed_process(repo: Path, harness: Harness) -> None:
     result = harness.run(req(repo, command=["/nonexistent/claude"]), log_path(repo, "o1", 1, "implement"))
     assert result.error_type is ErrorType.PROCESS_FAILED and "nonexistent" in result.stderr_tail
@@ -232,12 +249,40 @@ def test_agents_run_below_the_daemon_and_so_does_their_session(repo: Path, harne
               log_path(repo, "o1", 1, "implement"))
     pid = harness.next(RunStarted, "r1").pid
     assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + AGENT_NICE)
-    own = Path("/proc/self/autogroup")
-    if own.exists():  # the kernel schedules sessions as groups: the agent's group is lowered too
-        nice = int(own.read_text().split()[-1])
-        assert Path(f"/proc/{pid}/autogroup").read_text().split()[-1] == str(min(19, nice + AGENT_NICE))
+    # The kernel schedules sessions as groups: the agent's group is lowered too. A test process in
+    # no autogroup (CI starts it from a session-less init) counts as nice 0.
+    own = autogroup_nice(Path("/proc/self/autogroup").read_text())
+    assert autogroup_nice(Path(f"/proc/{pid}/autogroup").read_text()) == min(19, (own or 0) + AGENT_NICE)
     # The thread that follows agents is named, for `top -H` and the benchmarks.
     names = {p.read_text().strip() for p in Path("/proc/self/task").glob("*/comm")}
     assert THREAD_NAME in names
     assert run.cancel("r1")
     assert harness.result("r1").error_type is ErrorType.CANCELLED
+
+
+def no_autogroup_process() -> int:
+    """A process in no autogroup, as a daemon started by a session-less init is: a kernel thread."""
+    for entry in sorted(Path("/proc").iterdir(), key=lambda e: int(e.name) if e.name.isdigit() else 0):
+        if entry.name.isdigit() and (entry / "autogroup").exists() and (entry / "autogroup").read_text() == "":
+            return int(entry.name)
+    raise AssertionError("no process in no autogroup: kernel threads should be")
+
+
+def test_agents_go_below_a_daemon_that_is_in_no_autogroup() -> None:
+    # CI failed here once: the daemon's own /proc/<pid>/autogroup was empty, and every run failed.
+    daemon = no_autogroup_process()
+    agent = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        lower_priority(agent.pid, below=daemon)
+        assert autogroup_nice(Path(f"/proc/{agent.pid}/autogroup").read_text()) == AGENT_NICE
+        assert os.getpriority(os.PRIO_PROCESS, agent.pid) == min(19, os.getpriority(os.PRIO_PROCESS, daemon)
+                                                                  + AGENT_NICE)
+    finally:
+        agent.kill()
+        agent.wait()
+
+
+def test_autogroup_files_read_as_their_nice_value() -> None:
+    assert autogroup_nice("/autogroup-12 nice -5\n") == -5
+    assert autogroup_nice("/autogroup-7 nice 19\n") == 19
+    assert autogroup_nice("") is None
