@@ -34,6 +34,8 @@ from specflowd.watch import (
     make_observer,
 )
 
+# Errors that are the disk's, not the request's: the request waits for space.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 log = logging.getLogger("specflowd.daemon")
 RESCAN_S = 5.0  # the inbox is listed again this often, in case inotify dropped an event
 
@@ -46,10 +48,6 @@ class WatchdogPing:
 @dataclass(frozen=True)
 class Reload:
     """SIGHUP: read the configuration again."""
-
-
-class RequestDeferred(Exception):
-    """A request that cannot be done now for reasons outside it (a full disk): it stays queued."""
 
 
 class Site:
@@ -121,8 +119,7 @@ class Daemon:
                 self.runner.restarted(site.served)  # adopt or resume what the last daemon left
             self.scan()  # what arrived while no daemon ran
             for site in self.sites.values():  # and what was edited by hand meanwhile
-                for spec in site.served.docs.snapshot().specs():
-                    site.hand.touched(spec)
+                self._look_at_task_lists(site)
             self.notifier.send("READY=1")
             self._status()
             log.info("serving %s", ", ".join(str(r) for r in self.sites))
@@ -184,9 +181,10 @@ class Daemon:
         """Watch the design-docs worktree, again whenever the folder there is a new one."""
         docs = site.served.docs.worktree
         try:
-            identity = (docs.stat().st_dev, docs.stat().st_ino)
+            st = docs.stat()
         except OSError:
             return
+        identity = (st.st_dev, st.st_ino)
         if site.docs_watch is not None and site.docs_watch[1] == identity:
             return
         again = site.docs_watch is not None
@@ -198,10 +196,15 @@ class Daemon:
         watch = self.observer.schedule(TaskListHandler(root, docs, self.post), str(docs), recursive=True,
                                        event_filter=TASK_LIST_EVENTS)
         site.docs_watch = (watch, identity)
-        if again:  # edits made while nothing watched: look at every task list once
+        if again:  # edits made while nothing watched
             with suppress(UserError):
-                for spec in site.served.docs.snapshot().specs():
-                    site.hand.touched(spec)
+                self._look_at_task_lists(site)
+
+    @staticmethod
+    def _look_at_task_lists(site: Site) -> None:
+        """Treat every task list as touched once: hand edits made while nothing watched get committed."""
+        for spec in site.served.docs.snapshot().specs():
+            site.hand.touched(spec)
 
     def scan(self) -> None:
         for site in self.sites.values():
@@ -226,13 +229,11 @@ class Daemon:
         try:
             response = self._respond(site, rid, parsed)
             site.inbox.answer(rid, response)
-        except RequestDeferred:
-            self.notifier.status(f"disk full: requests wait in {site.inbox.requests}")
-            return
         except OSError as e:
-            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            if e.errno not in _DISK_FULL:
                 raise
-            log.error("request %s stays queued: no space left to write its answer", rid)
+            # Not the request's fault, and it passes: it stays queued, and the rescan tries again.
+            log.error("request %s stays queued: no space left on the disk of %s", rid, site.served.project.root)
             self.notifier.status(f"disk full: requests wait in {site.inbox.requests}")
             return
         site.inbox.file_away(name, response["ok"])
@@ -252,16 +253,9 @@ class Daemon:
             code = e.code if e.code in protocol.ERROR_CODES else "invalid_field"
             return protocol.error_response(rid, protocol.ErrorBody(code=code, message=e.message, field=e.field),
                                            utcnow())
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                # Not the request's fault, and it passes: leave it queued; the rescan tries again.
-                log.error("request %s stays queued: no space left on the disk of %s", rid, site.served.project.root)
-                raise RequestDeferred(rid) from e
-            log.exception("request %s failed", rid)
-            return protocol.error_response(
-                rid, protocol.ErrorBody(code="internal", message=f"the daemon failed: {type(e).__name__}: {e}"),
-                utcnow())
         except Exception as e:
+            if isinstance(e, OSError) and e.errno in _DISK_FULL:
+                raise  # `_handle` leaves the request queued
             log.exception("request %s failed", rid)
             return protocol.error_response(
                 rid, protocol.ErrorBody(code="internal", message=f"the daemon failed: {type(e).__name__}: {e}"),

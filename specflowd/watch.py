@@ -131,5 +131,3 @@ def make_observer(kind: str, post: Post) -> BaseObserver:
 
     logging.getLogger("watchdog.observers.inotify_c").addHandler(_OverflowAlarm(post))
     return InotifyObserver()
-
-

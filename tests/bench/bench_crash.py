@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import ENV, ROOT, make_project, table
+from common import ENV, ROOT, make_project, table, wait_until
 
 from specflowd import feed
 from specflowd.demo import shim
@@ -122,9 +122,7 @@ def main() -> None:
             kills += 1
             daemon = Daemon(project, log, env)
             recovery.append(daemon.wait_serving())
-        deadline = time.monotonic() + 180
-        while status_of(project, oid) not in ("completed", "needs_attention", "failed") and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: status_of(project, oid) in ("completed", "needs_attention", "failed"), 180, every=0.1)
         final = status_of(project, oid)
         took = time.monotonic() - began
         daemon.proc.send_signal(signal.SIGTERM)

@@ -19,9 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-from common import cpu_s, settle
+from common import ROOT, cpu_s, pct, rss_mb, settle, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 TASKS = "# Tasks\n\n## Setup\n\n- [ ] T001 One\n- [ ] T002 Two\n- [ ] T003 Three\n"
 
 
@@ -66,12 +65,6 @@ class Daemon:
         self.sock.settimeout(60)
         while self.sock.recv(4096) != b"READY=1":
             pass
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -134,11 +127,6 @@ REFUSED = {"action": "mark", "task": "T999", "status": "done"}  # unknown_task: 
 INVALID = {"action": "fly"}
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
 def latency(base: Path, env: dict[str, str], observer: str, n: int, tag: str) -> dict[str, list[float]]:
     project = make_project(base, env, f"lat-{tag}")
     d = Daemon([project], env, base / f"lat-{tag}.log", observer)
@@ -196,9 +184,7 @@ def burst(base: Path, env: dict[str, str], n: int) -> tuple[float, int, int]:
         for i in range(n):
             os.rename(requests / "tmp" / f"b{i}.json", requests / f"b{i}.json")
         filed = lambda: len(os.listdir(requests / "done")) + len(os.listdir(requests / "failed"))  # noqa: E731
-        deadline = time.monotonic() + 600
-        while filed() < n and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: filed() >= n, 600)
         elapsed = time.perf_counter() - t
     finally:
         d.stop()
@@ -224,13 +210,13 @@ def memory(base: Path, env: dict[str, str], total: int, step: int) -> list[tuple
     project = make_project(base, env, "mem")
     d = Daemon([project], env, base / "mem.log")
     client = Client(project)
-    samples = [(0, d.rss_mb())]
+    samples = [(0, rss_mb(d.proc.pid))]
     try:
         for start in range(0, total, step):
             for i in range(start, start + step):
                 client.drop(f"r{i}", mark_payload(i) if i % 20 == 0 else REFUSED)
             client.wait(f"r{start + step - 1}", 300)
-            samples.append((start + step, d.rss_mb()))
+            samples.append((start + step, rss_mb(d.proc.pid)))
     finally:
         client.close()
         d.stop()

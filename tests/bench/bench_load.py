@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ENV, ROOT, cpu_s, settle, table
+from common import ENV, ROOT, cpu_s, rss_mb, settle, table
 
 
 def make(base: Path, n_projects: int, n_orchestrations: int) -> list[Path]:
@@ -41,13 +41,6 @@ def make(base: Path, n_projects: int, n_orchestrations: int) -> list[Path]:
                                    decisions=[Decision(decision="start", reason="bench")])
         statefile.save(root / ".specflow" / "workflows", state)
     return roots
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ENV, ROOT, make_project, table
+from common import ENV, ROOT, make_project, table, wait_until
 
 from specflowd.demo import shim
 
@@ -88,11 +88,8 @@ def run(projects: int, specs: int, max_agents: int, task_s: float, tasks: str = 
                 return [json.loads((root / ".specflow" / "workflows" / f"orchestration-{oid}.json").read_text())
                         for root, oid in ids]
 
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                if all(s["status"] in ("completed", "needs_attention", "failed") for s in states()):
-                    break
-                time.sleep(0.2)
+            wait_until(lambda: all(s["status"] in ("completed", "needs_attention", "failed") for s in states()), 600,
+                       every=0.2)
             took = time.monotonic() - began
             final = states()
         finally:

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import ENV, ROOT, cpu_s, make_project, ms, pct, table
+from common import ENV, ROOT, cpu_s, make_project, ms, pct, table, wait_until
 
 from specflowd.agents.supervisor import THREAD_NAME
 
@@ -71,9 +71,7 @@ def main() -> None:
             def agents_waiting() -> int:
                 return sum(1 for _ in logs.glob("*/*-implement.jsonl"))
 
-            deadline = time.monotonic() + 120
-            while agents_waiting() < a.agents and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: agents_waiting() >= a.agents, 120)
             latencies: list[float] = []  # while all agents stream
             after: list[float] = []  # once one has finished: marks, results, merges meanwhile
             stop = threading.Event()
@@ -91,10 +89,7 @@ def main() -> None:
                     streaming = not streamed.exists()
                     os.rename(tmp_file, project / ".specflow" / "requests" / f"{rid}.json")
                     answer = responses / f"{rid}.json"
-                    deadline = time.monotonic() + 10
-                    while not answer.exists() and time.monotonic() < deadline:
-                        time.sleep(0.005)
-                    if answer.exists():
+                    if wait_until(answer.exists, 10, every=0.005):
                         (latencies if streaming else after).append((answer.stat().st_mtime_ns - sent) / 1e9)
                     n += 1
                     time.sleep(0.01)
@@ -113,8 +108,7 @@ def main() -> None:
                     done += any(r["ended_at"] for r in state["runs"])
                 return done
 
-            while finished() < a.agents and time.monotonic() - began < 300:
-                time.sleep(0.1)
+            wait_until(lambda: finished() >= a.agents, 300, every=0.1)
             streamed_s = time.monotonic() - began
             stop.set()
             probe.join()

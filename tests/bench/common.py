@@ -116,6 +116,17 @@ def make_project(base: Path, name: str, specs: dict[str, str], configure: Callab
     return project
 
 
+def wait_until(condition: Callable[[], object], timeout: float, every: float = 0.05) -> bool:
+    """Poll `condition` until it holds or `timeout` passes; whether it held. The benchmarks go on
+    either way and report what they see (a test would fail: `tests.conftest.wait_for`)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
 def settle(pid: int, quiet_s: float = 0.5, timeout: float = 30.0) -> None:
     """Wait until the process has used (almost) no CPU for `quiet_s`: its start-up work is done."""
     deadline = time.monotonic() + timeout
@@ -125,6 +136,14 @@ def settle(pid: int, quiet_s: float = 0.5, timeout: float = 30.0) -> None:
         if cpu_s(pid) - before <= 0.01:
             return
     raise RuntimeError(f"process {pid} did not settle within {timeout:.0f} s")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def cpu_s(pid: int, thread: str | None = None) -> float:
