@@ -78,7 +78,7 @@ def test_a_running_daemon_is_seen_through_its_lock(project: Path) -> None:
 
 def test_git_version_is_checked() -> None:
     out = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
-    from specflowd.doctor import check_git
+    from specflowd.ops.doctor import check_git
 
     result = check_git()
     assert result.detail.split()[1] in out

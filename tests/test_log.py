@@ -86,8 +86,8 @@ def test_log_needs_the_branch(repo: Path) -> None:
 def test_follow_still_reports_quiet_while_the_git_dir_is_busy(project: Path) -> None:
     """Git and readers touch files in the git dir all the time: the follower must not take that
     for news, nor stop telling its caller every `idle_s` that nothing came (the demo waits so)."""
-    from specflowd import feed
-    from specflowd.project import locate
+    from specflowd.repo import feed
+    from specflowd.repo.project import locate
 
     proj = locate(project)
     git(project, "pack-refs", "--all")  # read_ref then reads packed-refs, in the watched folder

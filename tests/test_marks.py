@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from specflowd.designdocs import DesignDocs
+from specflowd.core.tasklist import Mark, Status, parse
 from specflowd.errors import UserError
-from specflowd.marks import mark
-from specflowd.progress import Mark, Status, parse
-from specflowd.project import locate
+from specflowd.repo.designdocs import DesignDocs
+from specflowd.repo.marks import mark
+from specflowd.repo.project import locate
 from tests.conftest import git, run_cli
 
 TASKS = """# Tasks

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from specflowd import merge as merging
-from specflowd import worktrees
-from specflowd.project import locate
+from specflowd.repo import merge as merging
+from specflowd.repo import worktrees
+from specflowd.repo.project import locate
 from tests.conftest import git, run_cli
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from specflowd.plan import PREAMBLE, make_plan
-from specflowd.progress import parse
+from specflowd.core.plan import PREAMBLE, make_plan
+from specflowd.core.tasklist import parse
 from tests.conftest import CORPUS, run_cli
 
 

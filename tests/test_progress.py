@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from specflowd.progress import (
+from specflowd.core.tasklist import (
     HEADING_RE,
     STATUS_BOX,
     TAB_WIDTH,

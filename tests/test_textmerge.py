@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from specflowd.textmerge import reapply
+from specflowd.core.textmerge import reapply
 
 
 def test_changed_lines_are_carried_onto_their_copy() -> None:

@@ -1,5 +1,5 @@
 """`specflowd cancel ID`: ask the daemon to cancel an orchestration."""
 
-from specflowd.client import orchestration_command
+from specflowd.views.client import orchestration_command
 
 command = orchestration_command("cancel", "Cancel orchestration ID (its branch and worktree are kept).")

@@ -16,7 +16,7 @@ def command(folder: str | None) -> None:
     import tempfile
     from pathlib import Path
 
-    from specflowd.demo import run
+    from specflowd.ops.demo import run
 
     where = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="specflowd-demo-"))
     sys.exit(run(where.resolve(), click.echo))

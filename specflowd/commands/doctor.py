@@ -16,7 +16,7 @@ def command(as_json: bool) -> None:
     inotify limits, systemd and the daemon. Exit 1 when something is wrong."""
     from pathlib import Path
 
-    from specflowd.doctor import FAIL, run_checks
+    from specflowd.ops.doctor import FAIL, run_checks
 
     checks = run_checks(Path.cwd())
     if as_json:

@@ -16,11 +16,11 @@ def command(as_json: bool, watch: bool) -> None:
     after), run time and cost; runs waiting for a pool slot too. Reads state files only."""
     from pathlib import Path
 
-    from specflowd.config import load_user_config
+    from specflowd.core.config import load_user_config
+    from specflowd.core.state import utcnow
     from specflowd.errors import UserError
-    from specflowd.fleet import gather, line
-    from specflowd.project import locate
-    from specflowd.state import utcnow
+    from specflowd.repo.project import locate
+    from specflowd.views.fleet import gather, line
 
     roots = [Path(p).expanduser().resolve() for p in load_user_config().projects]
     try:

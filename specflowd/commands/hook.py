@@ -17,9 +17,9 @@ def pre_commit() -> None:
     """Refuse a design-docs commit whose staged task lists no longer parse."""
     from pathlib import Path
 
-    from specflowd.gitstore import git, git_bytes
-    from specflowd.lint import lint
-    from specflowd.progress import parse
+    from specflowd.core.lint import lint
+    from specflowd.core.tasklist import parse
+    from specflowd.repo.git import git, git_bytes
 
     cwd = Path.cwd()
     staged = git(cwd, "diff", "--cached", "--name-only", "-z", "--diff-filter=AM", "--",
@@ -40,11 +40,11 @@ def post_commit() -> None:
     Never fails the commit: with no daemon running, the request waits in the inbox."""
     from pathlib import Path
 
-    from specflowd import project as projects
-    from specflowd.client import drop
     from specflowd.commands.mark import spec_hint
-    from specflowd.gitstore import git
-    from specflowd.trailers import commit_tasks
+    from specflowd.core.trailers import commit_tasks
+    from specflowd.repo import project as projects
+    from specflowd.repo.git import git
+    from specflowd.views.client import drop
 
     cwd = Path.cwd()
     project = projects.locate(cwd)

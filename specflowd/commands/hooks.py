@@ -19,8 +19,8 @@ def install_command(worktree: str | None) -> None:
     not specflowd's is kept and run first. Running it again changes nothing."""
     from pathlib import Path
 
-    from specflowd import hookfiles
-    from specflowd import project as projects
+    from specflowd.ops import hooks as hookfiles
+    from specflowd.repo import project as projects
 
     where = Path(worktree) if worktree else Path.cwd()
     project = projects.locate(where)
@@ -40,7 +40,7 @@ def uninstall_command(worktree: str | None) -> None:
     """Remove specflowd's hooks and put back the ones they chained."""
     from pathlib import Path
 
-    from specflowd import hookfiles
+    from specflowd.ops import hooks as hookfiles
 
     report = hookfiles.uninstall(Path(worktree) if worktree else Path.cwd())
     for name in report.removed:

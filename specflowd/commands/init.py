@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from specflowd import project as projects
-from specflowd.workspace import initialize
+from specflowd.ops.init import initialize
+from specflowd.repo import project as projects
 
 
 @click.command("init")

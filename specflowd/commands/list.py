@@ -11,10 +11,10 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
 def command(as_json: bool) -> None:
     """One line per orchestration: id, spec, status, phase, batch, tasks, cost, time."""
-    from specflowd import project as projects
-    from specflowd.overview import one_line, summary
-    from specflowd.state import utcnow
-    from specflowd.statusview import load
+    from specflowd.core.overview import one_line, summary
+    from specflowd.core.state import utcnow
+    from specflowd.repo import project as projects
+    from specflowd.views.status import load
 
     project = projects.locate().require_initialized()
     now = utcnow()

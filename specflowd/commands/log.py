@@ -16,13 +16,13 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="JSON: an array, or one object per line with -f.")
 def command(spec: str | None, limit: int, follow: bool, as_json: bool) -> None:
     """Show marks and orchestration events, oldest first, for every spec or for SPEC."""
-    from specflowd import feed
-    from specflowd import project as projects
     from specflowd.errors import UserError
-    from specflowd.gitstore import read_ref
+    from specflowd.repo import feed
+    from specflowd.repo import project as projects
+    from specflowd.repo.git import read_ref
 
     if spec is not None:
-        from specflowd.ids import check_spec_id
+        from specflowd.core.ids import check_spec_id
 
         try:
             check_spec_id(spec)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from specflowd import pidlock
-from specflowd.client import submit, wait_option
+from specflowd.daemon import pidlock
 from specflowd.errors import UserError
+from specflowd.views.client import submit, wait_option
 
 STATUS_FLAGS = {"done": "done", "todo": "pending", "in_progress": "in_progress", "skipped": "skipped"}
 
@@ -39,7 +39,7 @@ def command(tasks: tuple[str, ...], status: str | None, reason: str | None, spec
         status = "blocked"
     if status is None:
         raise click.UsageError("say which status: --done, --todo, --in-progress, --skipped or --blocked REASON")
-    from specflowd import project as projects
+    from specflowd.repo import project as projects
 
     project = projects.locate().require_initialized()
     evidence = _resolve_evidence(evidence)
@@ -60,7 +60,7 @@ def _resolve_evidence(evidence: str | None) -> str | None:
         return None
     if not re.fullmatch(r"[0-9a-fA-F]{4,64}", evidence):
         raise UserError(f"--evidence {evidence!r} is not a commit id (hex)", exit_code=2)
-    from specflowd.gitstore import GitError, git
+    from specflowd.repo.git import GitError, git
 
     try:  # expand an abbreviation when we stand in the repository that has it
         return git(Path.cwd(), "rev-parse", "--verify", "-q", f"{evidence}^{{commit}}").strip() or evidence
@@ -83,9 +83,9 @@ def _mark_now(project, tasks: list[str], status: str, reason: str | None, spec: 
               evidence: str | None, as_json: bool) -> None:
     import json
 
-    from specflowd.designdocs import DesignDocs
-    from specflowd.marks import mark, resolve_spec
-    from specflowd.progress import Mark, Status
+    from specflowd.core.tasklist import Mark, Status
+    from specflowd.repo.designdocs import DesignDocs
+    from specflowd.repo.marks import mark, resolve_spec
 
     with DesignDocs(project) as docs:
         spec = resolve_spec(docs, spec, spec_hint(project.root))

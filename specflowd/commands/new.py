@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from specflowd import ids
-from specflowd import project as projects
+from specflowd.core import ids
 from specflowd.errors import UserError
+from specflowd.repo import project as projects
 
 
 @click.command("new")
@@ -15,7 +15,7 @@ from specflowd.errors import UserError
 @click.option("--prompt", default=None, help="What to build; the design phase expands it into the documents.")
 def command(spec_id: str, title: str | None, prompt: str | None) -> None:
     """Add specs/SPEC-ID/ (requirements.md, design.md, progress.md) on the design-docs branch."""
-    from specflowd.specs import create_spec
+    from specflowd.ops.specs import create_spec
 
     try:
         ids.check_spec_id(spec_id)

@@ -1,5 +1,5 @@
 """`specflowd pause ID`: ask the daemon to pause an orchestration."""
 
-from specflowd.client import orchestration_command
+from specflowd.views.client import orchestration_command
 
 command = orchestration_command("pause", "Pause orchestration ID after the agent run in hand.")

@@ -16,8 +16,8 @@ from specflowd.errors import UserError
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def command(target: str, batch_size: int | None, as_json: bool) -> None:
     """Show the batches for SPEC-ID (read from the design-docs branch) or for a task-list FILE."""
-    from specflowd.plan import make_plan
-    from specflowd.progress import parse
+    from specflowd.core.plan import make_plan
+    from specflowd.core.tasklist import parse
 
     path = Path(target)
     if path.is_file() or "/" in target or target.endswith(".md"):
@@ -27,8 +27,8 @@ def command(target: str, batch_size: int | None, as_json: bool) -> None:
             raise UserError(f"cannot read {target}: {e.strerror}") from None
         spec, file, size = path.parent.name, str(path), batch_size or 15
     else:
-        from specflowd import project as projects
-        from specflowd.designdocs import DesignDocs
+        from specflowd.repo import project as projects
+        from specflowd.repo.designdocs import DesignDocs
 
         project = projects.locate().require_initialized()
         docs = DesignDocs(project)
@@ -47,7 +47,7 @@ def command(target: str, batch_size: int | None, as_json: bool) -> None:
     click.echo(render(plan))
 
 
-def render(plan) -> str:  # plan: specflowd.plan.Plan
+def render(plan) -> str:  # plan: specflowd.core.plan.Plan
     lines = [f"{plan.spec}: {plan.tasks_done}/{plan.tasks_total} tasks done ({plan.file})"]
     if plan.used_fallback and plan.batches:
         lines.append("no `## ` sections: fixed-size batches")

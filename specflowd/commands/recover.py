@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from specflowd.client import (
+from specflowd.views.client import (
     checked_orchestration,
     current_project,
     describe_orchestration,

@@ -1,5 +1,5 @@
 """`specflowd resume ID`: ask the daemon to resume a paused orchestration."""
 
-from specflowd.client import orchestration_command
+from specflowd.views.client import orchestration_command
 
 command = orchestration_command("resume", "Resume the paused orchestration ID.")

@@ -22,9 +22,9 @@ def command(paths: tuple[str, ...], log_level: str | None, observer: str) -> Non
     """Serve the projects' inboxes until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
     import sys
 
-    from specflowd.config import load_user_config, user_config_path
-    from specflowd.daemon import Daemon, configure_logging, projects_to_serve
-    from specflowd.notify import Notifier
+    from specflowd.core.config import load_user_config, user_config_path
+    from specflowd.daemon.main import Daemon, configure_logging, projects_to_serve
+    from specflowd.daemon.notify import Notifier
 
     notifier = Notifier.from_environ()  # first: even the git run to find the projects must not inherit it
     projects = projects_to_serve(list(paths))

@@ -12,7 +12,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="JSON output (the only format; accepted for symmetry).")
 def command(which: str | None, as_json: bool) -> None:
     """Print the JSON Schemas (all three, or WHICH one)."""
-    from specflowd.protocol import schemas
+    from specflowd.core.protocol import schemas
 
     found = schemas()
     click.echo(json.dumps(found[which] if which else found, indent=2))

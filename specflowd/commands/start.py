@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from specflowd import ids
-from specflowd.client import current_project, submit, wait_option
+from specflowd.core import ids
 from specflowd.errors import UserError
+from specflowd.views.client import current_project, submit, wait_option
 
 
 @click.command("start")

@@ -15,10 +15,10 @@ import click
 def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
     """Show one orchestration in detail, or every orchestration of this project. Works from the
     state files alone; when they are gone, rebuilds them from the design-docs branch's history."""
-    from specflowd import project as projects
-    from specflowd.overview import details, summary
-    from specflowd.state import utcnow
-    from specflowd.statusview import load, watch_states
+    from specflowd.core.overview import details, summary
+    from specflowd.core.state import utcnow
+    from specflowd.repo import project as projects
+    from specflowd.views.status import load, watch_states
 
     project = projects.locate().require_initialized()
     states = load(project, orchestration)

@@ -21,7 +21,7 @@ def command() -> None:
 def install_command(user: bool, project: Path | None, target: Path | None) -> None:
     """Write specflowd.service, specflowd@.service and specflowd@.path with ExecStart pointing at
     this specflowd; reload the user manager when it is reachable, else print what to run."""
-    from specflowd import units
+    from specflowd.ops import systemd as units
 
     result = units.install(target or units.user_unit_dir(), units.specflowd_executable(),
                            project.resolve() if project else None)

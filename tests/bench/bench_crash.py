@@ -22,9 +22,9 @@ from pathlib import Path
 
 from common import ENV, ROOT, make_project, table, wait_until
 
-from specflowd import feed
-from specflowd.demo import shim
-from specflowd.project import locate
+from specflowd.ops.demo import shim
+from specflowd.repo import feed
+from specflowd.repo.project import locate
 
 
 def tasks(batches: int = 5, per: int = 6) -> str:

@@ -144,10 +144,10 @@ def floors(base: Path, env: dict[str, str], n: int) -> tuple[list[float], list[f
     """What the daemon cannot go below on this machine, now: the client seeing a rename through its own
     watch (no daemon), and `marks.mark` called in-process (the same commit, no inbox)."""
     sys.path.insert(0, str(ROOT))
-    from specflowd.designdocs import DesignDocs
-    from specflowd.marks import mark
-    from specflowd.progress import Mark, Status
-    from specflowd.project import locate
+    from specflowd.core.tasklist import Mark, Status
+    from specflowd.repo.designdocs import DesignDocs
+    from specflowd.repo.marks import mark
+    from specflowd.repo.project import locate
 
     project = make_project(base, env, "floor")
     client = Client(project)

@@ -19,11 +19,11 @@ from common import ENV, ROOT, cpu_s, rss_mb, settle, table
 
 
 def make(base: Path, n_projects: int, n_orchestrations: int) -> list[Path]:
-    from specflowd import statefile
-    from specflowd.gitstore import git
-    from specflowd.project import locate
-    from specflowd.state import Decision, OrchestrationState, Status
-    from specflowd.workspace import initialize
+    from specflowd.core.state import Decision, OrchestrationState, Status
+    from specflowd.daemon import statefile
+    from specflowd.ops.init import initialize
+    from specflowd.repo.git import git
+    from specflowd.repo.project import locate
 
     roots = []
     statuses = [Status.COMPLETED, Status.WAITING_MERGE, Status.NEEDS_ATTENTION, Status.CANCELLED]

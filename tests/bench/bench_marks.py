@@ -15,12 +15,12 @@ from pathlib import Path
 
 from common import ENV, ROOT, fast_history, median, ms, pct, run, table, task_file, times
 
-from specflowd.designdocs import DesignDocs
-from specflowd.marks import mark
-from specflowd.plan import make_plan
-from specflowd.progress import Mark, Status, parse
-from specflowd.project import locate
-from specflowd.workspace import initialize
+from specflowd.core.plan import make_plan
+from specflowd.core.tasklist import Mark, Status, parse
+from specflowd.ops.init import initialize
+from specflowd.repo.designdocs import DesignDocs
+from specflowd.repo.marks import mark
+from specflowd.repo.project import locate
 
 SPEC = "bench"
 PATH = f"specs/{SPEC}/progress.md"
@@ -116,7 +116,7 @@ def bench_log(project: Path) -> list[tuple[str, ...]]:
     whole = times(lambda: run(cmd, project), 15)
     help_t = times(lambda: run([sys.executable, "-m", "specflowd", "--help"], project), 15)
     bare = times(lambda: run([sys.executable, "-c", "pass"], project), 15)
-    imp = times(lambda: run([sys.executable, "-c", "import specflowd.cli, specflowd.commands.log, specflowd.feed"],
+    imp = times(lambda: run([sys.executable, "-c", "import specflowd.cli, specflowd.commands.log, specflowd.repo.feed"],
                             project), 15)
     return [
         ("specflowd log -n 50 --json (whole command)", ms(median(whole)), ms(pct(whole, 90))),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from common import ENV, ROOT, make_project, table, wait_until
 
-from specflowd.demo import shim
+from specflowd.ops.demo import shim
 
 TASKS = "# Tasks\n\n## One\n- [ ] T001 first\n- [ ] T002 second\n\n## Two\n- [ ] T003 third\n- [ ] T004 fourth\n"
 

@@ -90,10 +90,10 @@ def median(values: list[float]) -> float:
 def make_project(base: Path, name: str, specs: dict[str, str], configure: Callable | None = None) -> Path:
     """A repository with one commit, set up for specflowd with its config adjusted by `configure`,
     and the given specs (id -> task list) committed on the design-docs branch."""
-    from specflowd.config import Config, render_config
-    from specflowd.gitstore import git
-    from specflowd.project import locate
-    from specflowd.workspace import initialize
+    from specflowd.core.config import Config, render_config
+    from specflowd.ops.init import initialize
+    from specflowd.repo.git import git
+    from specflowd.repo.project import locate
 
     project = base / name
     project.mkdir()

@@ -56,9 +56,9 @@ def test_a_mark_naming_no_spec_goes_to_the_running_orchestration(project: Path, 
 def test_status_watch_waits_for_changes_instead_of_spinning(project: Path) -> None:
     """`status --watch` reads the state files of the folder it watches: waking on its own reads,
     it would redraw without end. Idle, it must use next to no CPU."""
-    from specflowd.project import locate
-    from specflowd.state import OrchestrationState
-    from specflowd.statefile import save
+    from specflowd.core.state import OrchestrationState
+    from specflowd.daemon.statefile import save
+    from specflowd.repo.project import locate
 
     save(locate(project).workflows, OrchestrationState(id="0123abcd", spec="demo", project=str(project)))
     proc = subprocess.Popen(["specflowd", "status", "--watch"], cwd=project, stdout=subprocess.DEVNULL,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from specflowd import daemon as daemon_module
-from specflowd.daemon import Daemon
-from specflowd.notify import Notifier
-from specflowd.project import locate
-from specflowd.watch import InboxHandler
+from specflowd.daemon import main as daemon_module
+from specflowd.daemon.main import Daemon
+from specflowd.daemon.notify import Notifier
+from specflowd.daemon.watch import InboxHandler
+from specflowd.repo.project import locate
 from tests.conftest import wait_for
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from specflowd import orchestrations, statefile
-from specflowd.config import Config, OrchestrationConfig
+from specflowd.core import orchestrations
+from specflowd.core.config import Config, OrchestrationConfig
+from specflowd.core.state import OrchestrationState, Status, utcnow
+from specflowd.daemon import statefile
 from specflowd.errors import UserError
-from specflowd.state import OrchestrationState, Status, utcnow
 
 
 def start(existing=(), request_id: str = "r1", overrides: OrchestrationConfig | None = None) -> OrchestrationState:

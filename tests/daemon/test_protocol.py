@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from specflowd.protocol import (
+from specflowd.core.protocol import (
     MAX_BYTES,
     ErrorBody,
     FileFacts,

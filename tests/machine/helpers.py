@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from specflowd.config import BudgetConfig, OrchestrationConfig
-from specflowd.machine import (
+from specflowd.core.config import BudgetConfig, OrchestrationConfig
+from specflowd.core.machine import (
     AgentFinished,
     Cancel,
     Event,
@@ -20,9 +20,9 @@ from specflowd.machine import (
     live_runs,
     step,
 )
-from specflowd.plan import Plan, make_plan
-from specflowd.progress import parse
-from specflowd.state import OrchestrationState, RunConfig, Status
+from specflowd.core.plan import Plan, make_plan
+from specflowd.core.state import OrchestrationState, RunConfig, Status
+from specflowd.core.tasklist import parse
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 

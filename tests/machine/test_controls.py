@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from specflowd.machine import (
+from specflowd.core.machine import (
     AgentFinished,
     Cancel,
     Pause,

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from specflowd.machine import Start
-from specflowd.prompts import NAMES, PromptRequest, default_template, render
+from specflowd.core.machine import Start
+from specflowd.core.prompts import NAMES, PromptRequest, default_template, render
 
 from .helpers import TASKS, Driver, new_state, plan_of
 

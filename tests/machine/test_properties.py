@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as event_
 from hypothesis import strategies as st
 
-from specflowd.budget import minimum_run_usd
-from specflowd.machine import (
+from specflowd.core.budget import minimum_run_usd
+from specflowd.core.machine import (
     FINISHED_VALUES,
     AgentFinished,
     AgentStarted,
@@ -31,7 +31,7 @@ from specflowd.machine import (
     live_runs,
     step,
 )
-from specflowd.state import BatchStatus, OrchestrationState
+from specflowd.core.state import BatchStatus, OrchestrationState
 
 from .helpers import T0, TASKS, invariant_errors, new_state, plan_of
 

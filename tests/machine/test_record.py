@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from specflowd.feed import entry_from
-from specflowd.machine import AgentFinished, Merge, MergeFinished, Pause, Resume, RunResult, Start
-from specflowd.rebuild import rebuild
-from specflowd.trailers import event_message
+from specflowd.core.machine import AgentFinished, Merge, MergeFinished, Pause, Resume, RunResult, Start
+from specflowd.core.rebuild import rebuild
+from specflowd.core.trailers import event_message
+from specflowd.repo.feed import entry_from
 
 from .helpers import T0, TASKS, Driver, failed, new_state, ok, plan_of
 

@@ -3,7 +3,7 @@ re-check a half-done merge, and leave nothing `running` that is not."""
 
 from __future__ import annotations
 
-from specflowd.machine import (
+from specflowd.core.machine import (
     AgentFinished,
     AgentStarted,
     Cancel,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from specflowd.machine import (
+from specflowd.core.machine import (
     AgentFinished,
     AgentStarted,
     Cancel,

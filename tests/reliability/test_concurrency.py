@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from specflowd.progress import Status, parse
+from specflowd.core.tasklist import Status, parse
 from tests.conftest import git, run_cli, wait_for
 from tests.daemon.conftest import make_project
 from tests.test_marks import WRITER

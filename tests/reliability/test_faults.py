@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from specflowd import machine
-from specflowd.plan import make_plan
-from specflowd.progress import parse
-from specflowd.state import OrchestrationState, Status, utcnow
+from specflowd.core import machine
+from specflowd.core.plan import make_plan
+from specflowd.core.state import OrchestrationState, Status, utcnow
+from specflowd.core.tasklist import parse
 from tests.conftest import git, run_cli, wait_for
 from tests.daemon.conftest import make_project
 from tests.orchestration.conftest import configure, start, state, wait_status

@@ -13,8 +13,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from specflowd import ids
-from specflowd.protocol import ERROR_CODES, ErrorBody, FileFacts, parse_request
+from specflowd.core import ids
+from specflowd.core.protocol import ERROR_CODES, ErrorBody, FileFacts, parse_request
 from tests.conftest import git, wait_for
 from tests.daemon.conftest import make_project
 

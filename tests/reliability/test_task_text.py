@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from specflowd import prompts
-from specflowd.progress import parse
-from specflowd.trailers import mark_message
+from specflowd.core import prompts
+from specflowd.core.tasklist import parse
+from specflowd.core.trailers import mark_message
 from tests.conftest import git, run_cli
 from tests.orchestration.conftest import configure, start, wait_status
 
@@ -49,7 +49,7 @@ def test_commit_subjects_stay_one_clean_line(repo: Path) -> None:
 
 def test_messages_and_prompts_carry_the_text_as_is() -> None:
     doc = parse(tasks_text().encode())
-    from specflowd.progress import Change, Status
+    from specflowd.core.tasklist import Change, Status
 
     message = mark_message("demo", [Change("T001", doc.tasks[0].title, Status.PENDING, Status.DONE)])
     subject, _, rest = message.partition("\n")

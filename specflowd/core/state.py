@@ -1,0 +1,177 @@
+"""The state of one orchestration (SPEC §6): plain pydantic data, written to
+`.specflow/workflows/orchestration-<id>.json` and rebuilt from the branch history when lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from specflowd.core.config import AgentConfig, BudgetConfig, OrchestrationConfig
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Phase(StrEnum):
+    DESIGN = "design"
+    ANALYZE = "analyze"
+    IMPLEMENT = "implement"
+    VERIFY = "verify"
+    MERGE = "merge"
+
+
+PHASES: tuple[Phase, ...] = tuple(Phase)
+
+
+class Status(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    WAITING_MERGE = "waiting_merge"
+    NEEDS_ATTENTION = "needs_attention"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = frozenset({Status.RUNNING, Status.PAUSED, Status.WAITING_MERGE, Status.NEEDS_ATTENTION})
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+
+class BatchStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    HEALING = "healing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Awaiting(StrEnum):
+    """A step the shell runs for the machine, other than an agent: it answers with an event."""
+
+    PLAN = "plan"  # re-read the task list -> PlanReady
+    VERIFY = "verify"  # run verify_command -> VerifyFinished
+    MERGE = "merge"  # merge the work branch -> MergeFinished
+
+
+class PauseReason(StrEnum):
+    USER = "user"
+    RATE_LIMIT = "rate_limit"  # waiting_until says when it goes on by itself
+    BETWEEN_BATCHES = "between_batches"
+
+
+class WorkKind(StrEnum):
+    AGENT = "agent"
+    VERIFY = "verify"
+    MERGE = "merge"
+    PLAN = "plan"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Work(Model):
+    """The next unit of work, kept while the orchestration may not go on (paused, usage-limited,
+    needs attention): resume, the usage-limit reset and `recover retry` start it."""
+
+    kind: WorkKind
+    phase: Phase
+    batch: int | None = None
+    purpose: str = "work"  # for agent work: work | followup | heal | design | analyze
+    resume_session: str | None = None  # resume (or, with fork, fork) this agent session
+    fork: bool = False
+    after_run: int | None = None  # the run whose failure a heal (or follow-up) answers
+    continues: bool = False  # picks up an interrupted run (usage limit, restart, a stopping pause)
+
+
+class AgentRun(Model):
+    """One agent process: enough to adopt it after a daemon restart, or resume its session."""
+
+    n: int  # 1-based run number within the orchestration; names its log file
+    phase: Phase
+    batch: int | None = None  # batch index (1-based) for implement runs
+    purpose: str = "work"  # work | followup | heal | design | analyze
+    session_id: str | None = None
+    resumed_from: str | None = None  # the session this run resumed or forked
+    pid: int | None = None
+    pid_start_time: int | None = None  # /proc/<pid>/stat field 22, to tell pid reuse apart
+    log_file: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    ok: bool | None = None
+    error_type: str | None = None
+    error: str | None = None
+    cost_usd: float = 0.0
+    turns: int | None = None
+    max_budget_usd: float | None = None  # the cap the run was started with
+    stderr_tail: str | None = None  # kept for a failed run: a healer is given them
+    transcript_tail: str | None = None
+    stop_requested: bool = False  # the machine asked the shell to stop it (pause, cancel)
+
+
+class BatchState(Model):
+    index: int  # 1-based
+    name: str
+    task_ids: list[str]
+    status: BatchStatus = BatchStatus.PENDING
+    heal_attempts: int = 0
+    followups: int = 0
+    runs: list[int] = Field(default_factory=list)  # AgentRun.n of this batch's runs
+    cost_usd: float = 0.0
+    error: str | None = None
+    cost_at_retry: float = 0.0  # the batch's cost when `recover retry` gave it a fresh per-batch budget
+
+
+class Decision(Model):
+    at: datetime = Field(default_factory=utcnow)
+    decision: str
+    reason: str
+
+
+class RunConfig(Model):
+    """The settings an orchestration runs with, frozen at start (request overrides applied)."""
+
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+
+
+class OrchestrationState(Model):
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    spec: str
+    project: str  # the project root
+    status: Status = Status.RUNNING
+    phase: Phase = Phase.DESIGN
+    config: RunConfig = Field(default_factory=RunConfig)
+    batches: list[BatchState] = Field(default_factory=list)
+    current_batch: int | None = None  # 1-based index of the batch being worked on
+    runs: list[AgentRun] = Field(default_factory=list)
+    decisions: list[Decision] = Field(default_factory=list)
+    total_cost_usd: float = 0.0
+    healing_cost_usd: float = 0.0
+    error: str | None = None
+    waiting_until: datetime | None = None  # a usage limit's reset, while paused for it
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None  # set by the machine's Start event
+    task_file: str | None = None  # the task list, relative to the design-docs worktree
+    design_prompt: str = ""  # what the design phase is asked to write the spec from
+    task_status: dict[str, str] = Field(default_factory=dict)  # task id -> progress.Status value
+    awaiting: Awaiting | None = None
+    pause_reason: PauseReason | None = None
+    next_work: Work | None = None
+    verify_heal_attempts: int = 0
+    verify_output: str | None = None  # tail of the last failed verify
+    rate_limit_hits: int = 0  # usage limits in a row, for the back-off when no reset time is given
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE

@@ -1,0 +1,294 @@
+"""`specflowd run`: the long-running process. Wires the event loop to the inboxes, the task-list
+watchers, signals and systemd, and answers every request exactly once."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import sys
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from specflowd.core import protocol
+from specflowd.core.state import utcnow
+from specflowd.daemon import pidlock, statefile
+from specflowd.daemon import requests as actions
+from specflowd.daemon.handedits import HandEdits, Settled
+from specflowd.daemon.inbox import Inbox
+from specflowd.daemon.loop import Loop
+from specflowd.daemon.notify import Notifier
+from specflowd.daemon.watch import (
+    INBOX_EVENTS,
+    TASK_LIST_EVENTS,
+    BranchMoved,
+    InboxHandler,
+    InboxTouched,
+    Rescan,
+    TaskListHandler,
+    TaskListTouched,
+    make_observer,
+)
+from specflowd.errors import UserError
+from specflowd.repo.designdocs import DesignDocs
+from specflowd.repo.project import Project, locate
+
+# Errors that are the disk's, not the request's: the request waits for space.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+log = logging.getLogger("specflowd.daemon")
+RESCAN_S = 5.0  # the inbox is listed again this often, in case inotify dropped an event
+
+
+@dataclass(frozen=True)
+class WatchdogPing:
+    """Timer: tell systemd the loop is alive."""
+
+
+@dataclass(frozen=True)
+class Reload:
+    """SIGHUP: read the configuration again."""
+
+
+class Site:
+    """One served project: its runtime state, inbox, hand-edit debouncer and daemon lock."""
+
+    def __init__(self, project: Project, loop: Loop) -> None:
+        self.lock_fd = pidlock.acquire(project.specflow_dir)
+        self.served = actions.Served(project, DesignDocs(project), statefile.load_all(project.workflows))
+        self.inbox = Inbox(project.requests, project.responses)
+        self.hand = HandEdits(project.root, self.served.docs, loop.later)
+        self.docs_watch: tuple[Any, tuple[int, int]] | None = None  # the worktree's watch, and its folder
+
+    def close(self) -> None:
+        os.close(self.lock_fd)
+
+
+class Daemon:
+    def __init__(self, projects: list[Project], notifier: Notifier, observer: str = "inotify") -> None:
+        self.loop = Loop()
+        self.post = self.loop.post  # for components in other threads (the agent supervisor, ...)
+        self.notifier = notifier
+        self.uid = os.geteuid()
+        self.answered = 0
+        self.sites: dict[Path, Site] = {}
+        try:
+            for project in projects:
+                self.sites[project.root] = Site(project, self.loop)
+        except BaseException:
+            self._release()
+            raise
+        self.observer = make_observer(observer, self.post)
+        from specflowd.agents.pool import Pool
+        from specflowd.agents.supervisor import Supervisor
+        from specflowd.daemon.runner import Runner
+
+        # One pool for the whole daemon: the first project's setting (user config defaults apply).
+        first = next(iter(self.sites.values())).served.project
+        self.pool = Pool(first.config.pool.max_agents)
+        self.supervisor = Supervisor(self.post, pool=self.pool)
+        self.runner = Runner(self.loop, self.supervisor, {root: site.served for root, site in self.sites.items()},
+                             drain=self.scan)
+        for site in self.sites.values():
+            served = site.served
+            site.hand.on_commit = lambda spec, served=served: self.runner.marked(served, spec)
+        self.loop.on(BranchMoved, lambda e: self.branch_moved(self.sites[e.root]))
+        self.loop.on(InboxTouched, lambda e: self._handle(self.sites[e.root], e.name))
+        self.loop.on(Rescan, lambda e: self.rescan())
+        self.loop.on(TaskListTouched, lambda e: self.sites[e.root].hand.touched(e.spec))
+        self.loop.on(Settled, lambda e: self.sites[e.root].hand.settled(e.spec))
+        self.loop.on(WatchdogPing, lambda e: self.notifier.send("WATCHDOG=1"))
+        self.loop.on(Reload, lambda e: self.reload())
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        # The agent supervisor's thread parses streams while this loop answers the inbox: a
+        # shorter GIL switch interval keeps the loop's waits short while agents stream.
+        sys.setswitchinterval(0.001)
+        for root, site in self.sites.items():
+            self.observer.schedule(InboxHandler(root, site.inbox.requests, self.post), str(site.inbox.requests),
+                                   event_filter=INBOX_EVENTS)
+            self.watch_task_lists(site)
+        self.observer.start()
+        signal.signal(signal.SIGTERM, lambda *_: self.loop.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.loop.stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.post(Reload()))
+        try:
+            for site in self.sites.values():
+                self.runner.restarted(site.served)  # adopt or resume what the last daemon left
+            self.scan()  # what arrived while no daemon ran
+            for site in self.sites.values():  # and what was edited by hand meanwhile
+                self._look_at_task_lists(site)
+            self.notifier.send("READY=1")
+            self._status()
+            log.info("serving %s", ", ".join(str(r) for r in self.sites))
+            self.loop.later(RESCAN_S, Rescan(), every=RESCAN_S)
+            if self.notifier.watchdog_interval:
+                self.loop.later(0, WatchdogPing(), every=self.notifier.watchdog_interval)
+            self.loop.run()
+        finally:
+            self.notifier.send("STOPPING=1")
+            log.info("stopping")
+            # watchdog logs a spurious error when its emitter is stopped mid-read.
+            logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
+            self.observer.stop()
+            self.observer.join(timeout=3)
+            self.supervisor.close()  # agents keep running: the next daemon adopts them
+            self._release()
+            self.notifier.close()
+        return 0
+
+    def branch_moved(self, site: Site) -> None:
+        """Marks that arrived by fetch, pull or update-ref: carry the worktree forward, and let the
+        running orchestrations see the task lists as they are now."""
+        served = site.served
+        try:
+            with served.docs.lock():
+                served.docs.sync_worktree(served.docs.tip())
+        except UserError as e:
+            log.warning("the design-docs branch moved, but the worktree could not follow: %s", e.message)
+            return
+        for spec in {s.spec for s in served.active()}:
+            self.runner.marked(served, spec)
+
+    def _release(self) -> None:
+        for site in self.sites.values():
+            site.close()
+
+    def reload(self) -> None:
+        self.notifier.reloading()
+        for site in self.sites.values():
+            project = site.served.project
+            project.__dict__.pop("config", None)  # a cached_property: drop it to read the file again
+            try:
+                project.config  # noqa: B018 - read now, so a broken file is reported now
+            except UserError as e:
+                log.error("reload: %s; start requests are refused until it is fixed", e.message)
+        log.info("configuration reloaded")
+        self.notifier.send("READY=1")
+
+    # -- requests --------------------------------------------------------------------------
+
+    def rescan(self) -> None:
+        """The periodic safety net: requests whose events were lost, and a design-docs worktree that
+        was removed and made again (its old inotify watch died with the folder)."""
+        for site in self.sites.values():
+            self.watch_task_lists(site)
+        self.scan()
+
+    def watch_task_lists(self, site: Site) -> None:
+        """Watch the design-docs worktree, again whenever the folder there is a new one."""
+        docs = site.served.docs.worktree
+        try:
+            st = docs.stat()
+        except OSError:
+            return
+        identity = (st.st_dev, st.st_ino)
+        if site.docs_watch is not None and site.docs_watch[1] == identity:
+            return
+        again = site.docs_watch is not None
+        if site.docs_watch is not None:
+            with suppress(KeyError, OSError):  # its folder is gone, and the emitter with it
+                self.observer.unschedule(site.docs_watch[0])
+            log.info("watching the design-docs worktree %s again", docs)
+        root = site.served.project.root
+        watch = self.observer.schedule(TaskListHandler(root, docs, self.post), str(docs), recursive=True,
+                                       event_filter=TASK_LIST_EVENTS)
+        site.docs_watch = (watch, identity)
+        if again:  # edits made while nothing watched
+            with suppress(UserError):
+                self._look_at_task_lists(site)
+
+    @staticmethod
+    def _look_at_task_lists(site: Site) -> None:
+        """Treat every task list as touched once: hand edits made while nothing watched get committed."""
+        for spec in site.served.docs.snapshot().specs():
+            site.hand.touched(spec)
+
+    def scan(self) -> None:
+        for site in self.sites.values():
+            for name in site.inbox.waiting():
+                if self.loop.stopping:
+                    return
+                self._handle(site, name)
+
+    def _handle(self, site: Site, name: str) -> None:
+        got = site.inbox.read(name)
+        if got is None:  # already handled (an event and a rescan both saw it)
+            return
+        raw, facts = got
+        rid, parsed = protocol.parse_request(raw, facts, self.uid)
+        log.debug("read %s (%d bytes) as request %s", name, facts.size, rid)
+        prior = site.inbox.answered(rid)
+        if prior is not None:
+            # Answered before: a repeated id, or we died between answering and filing it away.
+            site.inbox.file_away(name, bool(prior.get("ok")))
+            log.info("request %s (%s): answered before, not done again", rid, name)
+            return
+        try:
+            response = self._respond(site, rid, parsed)
+            site.inbox.answer(rid, response)
+        except OSError as e:
+            if e.errno not in _DISK_FULL:
+                raise
+            # Not the request's fault, and it passes: it stays queued, and the rescan tries again.
+            log.error("request %s stays queued: no space left on the disk of %s", rid, site.served.project.root)
+            self.notifier.status(f"disk full: requests wait in {site.inbox.requests}")
+            return
+        site.inbox.file_away(name, response["ok"])
+        self.answered += 1
+        if response["ok"]:
+            log.info("request %s: %s ok", rid, response["action"])
+        else:
+            log.info("request %s refused: %s: %s", rid, response["error"]["code"], response["error"]["message"])
+        self._status()
+
+    def _respond(self, site: Site, rid: str, parsed: Any) -> dict[str, Any]:
+        if isinstance(parsed, protocol.ErrorBody):
+            return protocol.error_response(rid, parsed, utcnow())
+        try:
+            result = actions.execute(site.served, parsed, rid, self.runner)
+        except UserError as e:
+            code = e.code if e.code in protocol.ERROR_CODES else "invalid_field"
+            return protocol.error_response(rid, protocol.ErrorBody(code=code, message=e.message, field=e.field),
+                                           utcnow())
+        except Exception as e:
+            if isinstance(e, OSError) and e.errno in _DISK_FULL:
+                raise  # `_handle` leaves the request queued
+            log.exception("request %s failed", rid)
+            return protocol.error_response(
+                rid, protocol.ErrorBody(code="internal", message=f"the daemon failed: {type(e).__name__}: {e}"),
+                utcnow())
+        return protocol.ok_response(rid, parsed.action, result, utcnow())
+
+    def _status(self) -> None:
+        active = sum(len(site.served.active()) for site in self.sites.values())
+        self.notifier.status(f"{len(self.sites)} project(s), {active} orchestration(s) active, "
+                             f"{self.answered} request(s) answered")
+
+
+def projects_to_serve(paths: list[str]) -> list[Project]:
+    """The projects named, else the current one; and those of the user config. Each must be set up."""
+    from specflowd.core.config import load_user_config
+
+    found: dict[Path, Project] = {}
+    named = [Path(p).expanduser() for p in paths]
+    if not named:
+        with suppress(UserError):  # not in a repository: the user config may still list projects
+            named.append(locate().root)
+    named += [Path(p).expanduser() for p in load_user_config().projects]
+    for path in named:
+        project = locate(path).require_initialized()
+        found.setdefault(project.root, project)
+    if not found:
+        raise UserError("no project to serve: run `specflowd run` inside a repository set up with "
+                        "`specflowd init`, pass --project PATH, or list projects in the user config")
+    return list(found.values())
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("watchdog").setLevel(max(logging.INFO, logging.getLogger().level))

@@ -1,0 +1,95 @@
+"""Git hooks: installing specflowd's scripts where git runs them, chaining the hooks already there,
+and putting those back on uninstall."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from specflowd.errors import UserError
+from specflowd.repo.git import git
+
+HOOK_NAMES = ("post-commit", "pre-commit", "reference-transaction")
+MARKER = "specflowd"
+CHAINED = ".specflowd-chained"
+
+
+def shipped_dir() -> Path:
+    for candidate in (Path(__file__).resolve().parents[2] / "hooks",
+                      Path(sys.prefix) / "share" / "specflowd" / "hooks"):
+        if (candidate / "post-commit").is_file():
+            return candidate
+    raise UserError("the git hook scripts are not installed with this specflowd (reinstall it with pip)")
+
+
+def hooks_dir(worktree: Path) -> Path:
+    """Where git runs hooks for this repository, honouring core.hooksPath (shared by all worktrees)."""
+    path = Path(git(worktree, "rev-parse", "--git-path", "hooks").strip())
+    return path if path.is_absolute() else (worktree / path).resolve()
+
+
+def is_ours(path: Path) -> bool:
+    try:
+        head = path.read_bytes()[:300]
+    except OSError:
+        return False
+    return head.startswith(b"#!/bin/sh\n# specflowd ")
+
+
+@dataclass
+class HookReport:
+    installed: list[str] = field(default_factory=list)
+    chained: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def install(worktree: Path, branch: str) -> HookReport:
+    target = hooks_dir(worktree)
+    target.mkdir(parents=True, exist_ok=True)
+    source = shipped_dir()
+    report = HookReport()
+    for name in HOOK_NAMES:
+        # The branch is written into the scripts so that a hook asks git for nothing it can avoid.
+        script = (source / name).read_bytes().replace(b"@BRANCH@", branch.encode())
+        path = target / name
+        if path.exists() and not is_ours(path):
+            chained = target / f"{name}{CHAINED}"
+            if chained.exists():
+                raise UserError(f"{path} is not specflowd's, and {chained} already exists: "
+                                "move one of them away, then run `specflowd hooks install` again")
+            os.replace(path, chained)
+            report.chained.append(name)
+        if path.exists() and path.read_bytes() == script:
+            report.unchanged.append(name)
+            continue
+        tmp = target / f".{name}.specflowd-tmp"
+        tmp.write_bytes(script)
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
+        report.installed.append(name)
+    return report
+
+
+def uninstall(worktree: Path) -> HookReport:
+    target = hooks_dir(worktree)
+    report = HookReport()
+    for name in HOOK_NAMES:
+        path = target / name
+        chained = target / f"{name}{CHAINED}"
+        if is_ours(path):
+            path.unlink()
+            report.removed.append(name)
+        if chained.exists() and not path.exists():
+            os.replace(chained, path)
+            report.restored.append(name)
+    return report
+
+
+def installed(worktree: Path) -> dict[str, bool]:
+    """Hook name -> whether specflowd's script is in place (for doctor)."""
+    target = hooks_dir(worktree)
+    return {name: is_ours(target / name) for name in HOOK_NAMES}

@@ -1,0 +1,162 @@
+"""The client side of the inbox: drop a request (write in requests/tmp/, rename into requests/), and
+wait for its answer by watching responses/ (inotify, no spinning). Shared by the client commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from specflowd.daemon import pidlock
+from specflowd.repo.project import Project
+
+DEFAULT_WAIT_S = 30.0
+EXIT_NO_ANSWER = 3
+
+
+def new_request_id(action: str) -> str:
+    return f"{action}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def drop(project: Project, payload: dict[str, Any]) -> str:
+    """Put a request into the inbox atomically; returns its id (the answer's file name)."""
+    rid = payload.setdefault("id", new_request_id(payload["action"]))
+    tmp = project.requests / "tmp" / f"{rid}.json"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, json.dumps(payload).encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, project.requests / f"{rid}.json")
+    return rid
+
+
+class AnswerWatch:
+    """Watches responses/ for one answer. Start it before dropping the request, so that a fast daemon's
+    answer cannot slip in between looking and starting to watch."""
+
+    def __init__(self, responses: Path, rid: str) -> None:
+        from watchdog.events import FileCreatedEvent, FileMovedEvent, FileSystemEventHandler
+        from watchdog.observers.inotify import InotifyObserver
+
+        self.path = responses / f"{rid}.json"
+        arrived = self.arrived = threading.Event()
+        name = self.path.name
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: Any) -> None:
+                path = event.dest_path if event.event_type == "moved" else event.src_path
+                if os.path.basename(os.fsdecode(path)) == name:
+                    arrived.set()
+
+        responses.mkdir(parents=True, exist_ok=True)
+        self.observer = InotifyObserver()
+        self.observer.schedule(Handler(), str(responses), event_filter=[FileCreatedEvent, FileMovedEvent])
+        self.observer.start()
+
+    def wait(self, timeout: float) -> dict[str, Any] | None:
+        """The answer, or None when none came within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                answer = self._read()
+                if answer is not None:
+                    return answer
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.arrived.wait(left):
+                    return self._read()
+                self.arrived.clear()
+        finally:
+            self.observer.stop()
+            self.observer.join(timeout=2)
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+
+def submit(project: Project, payload: dict[str, Any], *, wait: float | None, as_json: bool,
+           describe: Callable[[dict[str, Any]], str]) -> None:
+    """Drop the request; with `wait`, wait for the answer and print it. Exits 0 ok, 1 refused, 3 no answer."""
+    running = pidlock.holder(project.specflow_dir)
+    watch = None
+    if wait is not None:
+        payload.setdefault("id", new_request_id(payload["action"]))
+        watch = AnswerWatch(project.responses, payload["id"])
+    rid = drop(project, payload)
+    if running is None:
+        click.echo(f"note: no specflowd daemon is running for {project.root}; request {rid} will be answered "
+                   "when one starts (`specflowd run`)", err=True)
+    if watch is None:
+        if as_json:
+            click.echo(json.dumps({"id": rid, "queued": True}))
+        else:
+            click.echo(f"queued request {rid}")
+        return
+    answer = watch.wait(wait or DEFAULT_WAIT_S)
+    if answer is None:
+        click.echo(f"no answer to request {rid} within {wait:g}s; it stays queued and will be answered "
+                   "when a daemon runs", err=True)
+        sys.exit(EXIT_NO_ANSWER)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+    elif answer.get("ok"):
+        click.echo(describe(answer["result"]))
+    if not answer.get("ok"):
+        error = answer.get("error", {})
+        if not as_json:
+            click.echo(f"specflowd: {error.get('message', 'refused')} ({error.get('code')})", err=True)
+        sys.exit(1)
+
+
+def wait_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--wait [SECONDS]` and `--json`, the options every client command has."""
+    f = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")(f)
+    return click.option("--wait", type=float, is_flag=False, flag_value=DEFAULT_WAIT_S, default=None,
+                        metavar="[SECONDS]",
+                        help=f"Wait for the daemon's answer (default {DEFAULT_WAIT_S:g}s) and print it.")(f)
+
+
+def orchestration_command(action: str, summary: str) -> click.Command:
+    """A client command `specflowd ACTION ID` for the requests that name only an orchestration."""
+
+    @click.command(action, help=f"{summary}\n\nDrops a `{action}` request for the daemon.")
+    @click.argument("orchestration")
+    @wait_option
+    def command(orchestration: str, wait: float | None, as_json: bool) -> None:
+        submit(current_project(), {"action": action, "orchestration": checked_orchestration(orchestration)},
+               wait=wait, as_json=as_json, describe=describe_orchestration)
+
+    return command
+
+
+def current_project() -> Project:
+    from specflowd.repo.project import locate
+
+    return locate().require_initialized()
+
+
+def checked_orchestration(value: str) -> str:
+    from specflowd.core import ids
+    from specflowd.errors import UserError
+
+    try:
+        return ids.check_orchestration_id(value)
+    except ValueError as e:
+        raise UserError(str(e), exit_code=2) from None
+
+
+def describe_orchestration(result: dict[str, Any]) -> str:
+    return f"orchestration {result['orchestration']} ({result['spec']}): {result['status']}, {result['phase']}"
