@@ -34,7 +34,7 @@ def value(out: str, label: str) -> str:
 def main() -> None:
     py = sys.executable
     rows = []
-    cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/reliability/test_hostile_requests.py"]
+    cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/e2e/reliability/test_hostile_requests.py"]
     code, out, _ = run(cmd)
     rows.append(("Hostile requests: 10,000 generated (bytes, JSON, TOML) through the validator, plus "
                  "hand-made cases and 15 nasty files through a live daemon, each answered once",
@@ -45,12 +45,12 @@ def main() -> None:
                  f"{value(out, 'SIGKILLs')} kills, {value(out, 'tasks done in the feed')} tasks done once each, "
                  f"fsck {value(out, 'git fsck')}, {value(out, 'orphan agent processes')} orphans: "
                  f"{'PASS' if 'result: PASS' in out else 'FAIL'}", " ".join(cmd[1:])))
-    cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--runslow", "tests/reliability/test_concurrency.py"]
+    cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--runslow", "tests/e2e/reliability/test_concurrency.py"]
     code, out, _ = run(cmd)
     rows.append(("Marks through the daemon racing 200 external commits and a person's edit: 1,000 (and 200) "
                  "marks, none lost", passed(out), " ".join(cmd[1:])))
-    cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/reliability/test_faults.py",
-           "tests/reliability/test_task_text.py"]
+    cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/e2e/reliability/test_faults.py",
+           "tests/e2e/reliability/test_task_text.py"]
     code, out, _ = run(cmd)
     rows.append(("Faults injected (full disk, worktree and branch removed, locks, SIGTERM-proof agent, "
                  "trampled task list, clock jumps) and hostile task text", passed(out), " ".join(cmd[1:])))

@@ -9,7 +9,7 @@ from specflowd.core import prompts
 from specflowd.core.tasklist import parse
 from specflowd.core.trailers import mark_message
 from tests.conftest import git, run_cli
-from tests.orchestration.conftest import configure, start, wait_status
+from tests.e2e.orchestration.conftest import configure, start, wait_status
 
 HOSTILE = ("Run $(touch PWNED1) and `touch PWNED2`; touch PWNED3 && echo \"q\" 'q' | cat > PWNED4 "
            "$HOME ${PATH} %s %n {tasks} $spec \x1b[31mred\x1b[0m\x07bell\x00nul")
@@ -63,7 +63,7 @@ def test_messages_and_prompts_carry_the_text_as_is() -> None:
 
 
 def test_an_orchestration_of_hostile_tasks_runs_nothing(repo: Path, start_daemon) -> None:
-    from tests.orchestration.conftest import DEMO_AGENT
+    from tests.e2e.orchestration.conftest import DEMO_AGENT
 
     for args in (("init",), ("new", "demo")):
         assert run_cli(*args, cwd=repo).returncode == 0

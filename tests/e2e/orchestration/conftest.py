@@ -15,7 +15,7 @@ import tomli_w
 from tests.conftest import git, run_cli, wait_for
 from tests.daemon.conftest import DaemonProcess, start_daemon  # noqa: F401 - a fixture re-exported
 
-FAKES = Path(__file__).resolve().parent.parent / "fakes"
+FAKES = Path(__file__).resolve().parents[2] / "fakes"
 DEMO_AGENT = f"{sys.executable} -m specflowd.agents.demo"
 TASKS = """# Tasks
 

@@ -14,7 +14,7 @@ import pytest
 from specflowd.core.tasklist import Status, parse
 from tests.conftest import git, run_cli, wait_for
 from tests.daemon.conftest import make_project
-from tests.test_marks import WRITER
+from tests.repo.test_marks import WRITER
 
 
 def run_marks(repo: Path, start_daemon, n_marks: int, n_external: int) -> None:

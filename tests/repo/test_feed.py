@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, run_cli, wait_for
-from tests.test_marks import write_tasks
+from tests.repo.test_marks import write_tasks
 
 
 @pytest.fixture

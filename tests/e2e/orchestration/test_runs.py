@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.conftest import git, run_cli, wait_for
-from tests.orchestration.conftest import DEMO_AGENT, configure, events, feed, start, state, wait_status
+from tests.e2e.orchestration.conftest import DEMO_AGENT, configure, events, feed, start, state, wait_status
 
 
 def done_marks(root: Path) -> Counter[str]:

@@ -18,7 +18,7 @@ from specflowd.core.state import OrchestrationState, Status, utcnow
 from specflowd.core.tasklist import parse
 from tests.conftest import git, run_cli, wait_for
 from tests.daemon.conftest import make_project
-from tests.orchestration.conftest import configure, start, state, wait_status
+from tests.e2e.orchestration.conftest import configure, start, state, wait_status
 
 
 def mark_request(d, rid: str, task: str) -> None:
