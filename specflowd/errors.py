@@ -1,5 +1,7 @@
 """The error a user can act on: one line, an exit code, never a traceback."""
 
+from specflowd.core.vocab import ErrorCode
+
 
 class UserError(Exception):
     """A problem caused by input or environment that the user can fix.
@@ -8,7 +10,7 @@ class UserError(Exception):
     ``field`` names the offending request field when there is one.
     """
 
-    def __init__(self, message: str, *, code: str = "invalid_field", field: str | None = None,
+    def __init__(self, message: str, *, code: ErrorCode = ErrorCode.INVALID_FIELD, field: str | None = None,
                  exit_code: int = 1) -> None:
         super().__init__(message)
         self.message = message

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from specflowd.agents.result import AgentRequest, ErrorType
+from specflowd.agents.result import AgentRequest
 from specflowd.agents.stream import (
     Adapter,
     Final,
@@ -17,6 +17,7 @@ from specflowd.agents.stream import (
     string,
     task_in,
 )
+from specflowd.core.vocab import ErrorType
 
 _FLAGS = {
     "model": "--model",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from specflowd.agents.result import AgentRequest, ErrorType
+from specflowd.agents.result import AgentRequest
 from specflowd.agents.stream import (
     Adapter,
     Final,
@@ -15,6 +15,7 @@ from specflowd.agents.stream import (
     string,
     text_line,
 )
+from specflowd.core.vocab import ErrorType
 
 
 def argv(req: AgentRequest, prompt_file: Path) -> list[str]:

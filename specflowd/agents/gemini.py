@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from specflowd.agents.result import AgentRequest, ErrorType
+from specflowd.agents.result import AgentRequest
 from specflowd.agents.stream import (
     Adapter,
     Final,
@@ -16,6 +16,7 @@ from specflowd.agents.stream import (
     string,
     task_in,
 )
+from specflowd.core.vocab import ErrorType
 
 # Gemini appends -p's text to what it reads on stdin; the real prompt goes on stdin.
 _STDIN_NOTE = "Follow the instructions given on standard input."

@@ -1,27 +1,16 @@
-"""What goes into an agent run and what comes out of it: request, live events, result."""
+"""What goes into an agent run and what the supervisor reports of it: the request, the record
+that lets a restarted daemon adopt the run, and the events it posts (the result itself is the
+machine's `RunResult`)."""
 
 from __future__ import annotations
 
 import shlex
-from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Kind = Literal["claude", "codex", "gemini", "aider", "command"]
-
-
-class ErrorType(StrEnum):
-    TIMEOUT = "timeout"
-    BUDGET_EXCEEDED = "budget_exceeded"
-    MAX_TURNS = "max_turns"
-    PROCESS_FAILED = "process_failed"
-    INVALID_SESSION = "invalid_session"
-    RATE_LIMITED = "rate_limited"
-    CANCELLED = "cancelled"
-    BAD_OUTPUT = "bad_output"
+from specflowd.core.events import RunResult
+from specflowd.core.vocab import AgentKind
 
 
 class AgentRequest(BaseModel):
@@ -29,7 +18,7 @@ class AgentRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Kind = "claude"
+    kind: AgentKind = AgentKind.CLAUDE
     # Program and fixed arguments; empty means the CLI's usual name (the kind).
     command: list[str] = Field(default_factory=list)
     prompt: str
@@ -56,32 +45,17 @@ class AgentRequest(BaseModel):
     @model_validator(mode="after")
     def _default_command(self) -> AgentRequest:
         if not self.command:
-            if self.kind == "command":
+            if self.kind == AgentKind.COMMAND:
                 raise ValueError("the command kind needs a command")
             object.__setattr__(self, "command", [self.kind])
         return self
-
-
-class AgentResult(BaseModel):
-    """The one result shape of every agent CLI."""
-
-    ok: bool
-    error_type: ErrorType | None = None
-    session_id: str | None = None
-    cost_usd: float = 0.0
-    turns: int = 0
-    duration_s: float = 0.0
-    text: str = ""
-    stderr_tail: str = ""
-    exit_code: int | None = None
-    rate_limit_resets_at: datetime | None = None
 
 
 class RunRecord(BaseModel):
     """What the state file keeps of a run so that a restarted daemon can adopt it."""
 
     run_id: str
-    kind: Kind
+    kind: AgentKind
     orchestration: str = ""
     pid: int
     start_time: int  # /proc/<pid>/stat field 22: tells a live run from a reused pid
@@ -102,6 +76,9 @@ class RunStarted(BaseModel):
 
 
 class RunProgress(BaseModel):
+    """What a run is doing, posted when it changes: the daemon keeps the session id (a restart
+    resumes that session) and logs the rest at debug level."""
+
     run_id: str
     session_id: str | None = None
     tool: str | None = None
@@ -111,7 +88,7 @@ class RunProgress(BaseModel):
 
 class RunFinished(BaseModel):
     run_id: str
-    result: AgentResult
+    result: RunResult
 
 
 class RunInterrupted(BaseModel):
@@ -121,5 +98,3 @@ class RunInterrupted(BaseModel):
     session_id: str | None
     log_path: Path
 
-
-RunEvent = RunStarted | RunProgress | RunFinished | RunInterrupted

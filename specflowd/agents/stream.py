@@ -13,7 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from specflowd.agents.limits import is_usage_limit, reset_time
-from specflowd.agents.result import AgentRequest, AgentResult, ErrorType
+from specflowd.agents.result import AgentRequest
+from specflowd.core.events import RunResult
+from specflowd.core.vocab import TAIL_CHARS, ErrorType
 
 _NO_SESSION = re.compile(
     r"No conversation found with session ID|no (?:rollout|session|thread) found|Invalid session identifier", re.I)
@@ -109,21 +111,25 @@ class Adapter:
     keys: tuple[str, ...] = ()
 
 
-def conclude(adapter: Adapter, t: Transcript, exit: Exit, now: datetime) -> AgentResult:
+def conclude(adapter: Adapter, t: Transcript, exit: Exit, now: datetime, transcript_tail: str = "") -> RunResult:
+    """The run's result from what its stream said and how its process ended."""
     final = t.final
     said = "\n".join(s for s in ((final.text if final else ""), t.error, exit.stderr_tail) if s)
     error_type = _error_type(adapter, final, said, exit)
-    return AgentResult(
+    text = (final.text if final and final.text else t.text) or t.error
+    return RunResult(
         ok=error_type is None,
         error_type=error_type,
+        error=None if error_type is None else (text or exit.stderr_tail or error_type.value)[-TAIL_CHARS:],
         session_id=(final.session_id if final else None) or t.session_id,
         cost_usd=(final.cost_usd if final and final.cost_usd is not None else t.cost_usd) or 0.0,
         turns=(final.turns if final and final.turns is not None else t.turns),
         duration_s=exit.duration_s,
-        text=(final.text if final and final.text else t.text) or t.error,
-        stderr_tail=exit.stderr_tail,
+        text=text[-TAIL_CHARS:],
+        stderr_tail=exit.stderr_tail[-TAIL_CHARS:],
+        transcript_tail=transcript_tail[-TAIL_CHARS:],
         exit_code=exit.code,
-        rate_limit_resets_at=reset_time(said, now) if error_type is ErrorType.RATE_LIMITED else None,
+        resets_at=reset_time(said, now) if error_type is ErrorType.RATE_LIMITED else None,
     )
 
 

@@ -30,8 +30,6 @@ from specflowd.agents.process import child_env, is_alive, lower_priority, proces
 from specflowd.agents.registry import adapter_for
 from specflowd.agents.result import (
     AgentRequest,
-    AgentResult,
-    ErrorType,
     RunFinished,
     RunInterrupted,
     RunProgress,
@@ -40,6 +38,8 @@ from specflowd.agents.result import (
 )
 from specflowd.agents.stream import Adapter, Exit, Transcript, conclude, fold
 from specflowd.agents.tail import Follower, Inotify
+from specflowd.core.events import RunResult
+from specflowd.core.vocab import TAIL_CHARS, ErrorType
 
 Post = Callable[[object], None]
 _log = logging.getLogger(__name__)
@@ -50,15 +50,12 @@ THREAD_NAME = "specflowd-agent"
 READ_EVERY_S = 0.05
 
 
-def log_path(project: Path, orchestration: str, n: int, phase: str) -> Path:
-    return project / ".specflow" / "logs" / orchestration / f"{n}-{phase}.jsonl"
-
-
-def _stderr_tail(path: Path) -> str:
+def tail(path: Path, chars: int = TAIL_CHARS) -> str:
+    """The end of a file another process writes (stderr, a transcript); empty when unreadable."""
     try:
         with path.open("rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - _STDERR_TAIL))
-            return f.read().decode("utf-8", "replace")[-_STDERR_TAIL:]
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4 * chars))
+            return f.read().decode("utf-8", "replace")[-chars:]
     except OSError:
         return ""
 
@@ -164,7 +161,7 @@ class Supervisor:
         if self._unregister(run):
             self._post(event)
 
-    def _finish(self, run: _Run, result: AgentResult) -> None:
+    def _finish(self, run: _Run, result: RunResult) -> None:
         self._end(run, RunFinished(run_id=run.run_id, result=result))
 
     def _fail(self, run: _Run, error: Exception) -> None:
@@ -176,8 +173,8 @@ class Supervisor:
         if run.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 run.proc.wait(timeout=self._grace_s)  # no zombie, even here
-        self._finish(run, AgentResult(ok=False, error_type=ErrorType.PROCESS_FAILED,
-                                      stderr_tail=f"specflowd could not supervise the agent: {error!r}"))
+        why = f"specflowd could not supervise the agent: {error!r}"
+        self._finish(run, RunResult(ok=False, error_type=ErrorType.PROCESS_FAILED, error=why, stderr_tail=why))
 
     def _guarded(self, run: _Run, body: Callable[..., None], *args: object) -> None:
         try:
@@ -187,7 +184,7 @@ class Supervisor:
 
     def _launch(self, run: _Run, request: AgentRequest, log: Path) -> None:
         if self._pool and not self._pool.acquire(run.run_id, run.orchestration, run.cancelled):
-            self._finish(run, AgentResult(ok=False, error_type=ErrorType.CANCELLED))
+            self._finish(run, RunResult(ok=False, error_type=ErrorType.CANCELLED, error="cancelled before it started"))
             return
         log.parent.mkdir(parents=True, exist_ok=True)
         prompt = log.with_suffix(".prompt.md")
@@ -205,7 +202,7 @@ class Supervisor:
                                     env=child_env(os.environ, request.env), stdin=stdin, stdout=out, stderr=err,
                                     start_new_session=True)
         except OSError as e:
-            self._finish(run, AgentResult(ok=False, error_type=ErrorType.PROCESS_FAILED, stderr_tail=str(e)))
+            self._finish(run, RunResult(ok=False, error_type=ErrorType.PROCESS_FAILED, error=str(e), stderr_tail=str(e)))
             return
         finally:
             for fd in (out, err, stdin):
@@ -376,9 +373,9 @@ class Supervisor:
             self._end(run, RunInterrupted(run_id=run.run_id, session_id=transcript.session_id or record.session_id,
                                           log_path=record.log_path))
             return
-        exit = Exit(code=code, stopped=run.stopped, stderr_tail=_stderr_tail(record.stderr_path),
+        exit = Exit(code=code, stopped=run.stopped, stderr_tail=tail(record.stderr_path, _STDERR_TAIL),
                     duration_s=round(time.time() - record.started_at, 3))
-        self._finish(run, conclude(run.adapter, transcript, exit, datetime.now(UTC)))
+        self._finish(run, conclude(run.adapter, transcript, exit, datetime.now(UTC), tail(record.log_path)))
 
     def _consume(self, run: _Run, *, to_the_end: bool = False) -> None:
         assert run.follower is not None

@@ -14,31 +14,33 @@ import click
 def command(as_json: bool, watch: bool) -> None:
     """Project, spec, orchestration, phase, batch, the task each agent is on (with two before and
     after), run time and cost; runs waiting for a pool slot too. Reads state files only."""
-    from pathlib import Path
+    from datetime import UTC, datetime
 
-    from specflowd.core.config import load_user_config
-    from specflowd.core.state import utcnow
     from specflowd.errors import UserError
     from specflowd.repo.project import locate
+    from specflowd.repo.settings import listed_projects
     from specflowd.views.fleet import gather, line
 
-    roots = [Path(p).expanduser().resolve() for p in load_user_config().projects]
     try:
-        here = locate().root
-        if here not in roots:
-            roots.append(here)
+        here = [locate().root]
     except UserError:
-        pass
-    if not roots:
+        here = []
+    projects, missing = [], []
+    for root in listed_projects(*here):
+        try:
+            projects.append(locate(root))
+        except UserError as e:
+            missing.append(e.message)
+    if not projects and not missing:
         raise UserError("no projects: run it inside a project, or list projects in the user config")
 
     def table() -> str:
-        rows, problems = gather(roots, utcnow())
+        rows, problems = gather(projects, datetime.now(UTC))
         out = [line(r) for r in rows] or ["no agent is running or waiting"]
-        return "\n".join(out + [f"warning: {p}" for p in problems])
+        return "\n".join(out + [f"warning: {p}" for p in missing + problems])
 
     if as_json:
-        rows, _ = gather(roots, utcnow())
+        rows, _ = gather(projects, datetime.now(UTC))
         click.echo(json.dumps(rows, indent=2))
         return
     if not watch:

@@ -17,19 +17,12 @@ def pre_commit() -> None:
     """Refuse a design-docs commit whose staged task lists no longer parse."""
     from pathlib import Path
 
-    from specflowd.core.lint import lint
-    from specflowd.core.tasklist import parse
-    from specflowd.repo.git import git, git_bytes
+    from specflowd.ops.hooks import staged_problems
 
-    cwd = Path.cwd()
-    staged = git(cwd, "diff", "--cached", "--name-only", "-z", "--diff-filter=AM", "--",
-                 "specs/*/progress.md", "specs/*/tasks.md").split("\0")
-    failed = False
-    for path in filter(None, staged):
-        for problem in lint(parse(git_bytes(cwd, "show", f":{path}"))):
-            click.echo(f"{path}: {problem}", err=True)
-            failed = True
-    if failed:
+    problems = staged_problems(Path.cwd())
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
         click.echo("specflowd: commit refused: fix the task list(s) above, or commit with --no-verify", err=True)
         sys.exit(1)
 
@@ -40,23 +33,6 @@ def post_commit() -> None:
     Never fails the commit: with no daemon running, the request waits in the inbox."""
     from pathlib import Path
 
-    from specflowd.commands.mark import spec_hint
-    from specflowd.core.trailers import commit_tasks
-    from specflowd.repo import project as projects
-    from specflowd.repo.git import git
-    from specflowd.views.client import drop
+    from specflowd.ops.hooks import deliver_trailers
 
-    cwd = Path.cwd()
-    project = projects.locate(cwd)
-    top = Path(git(cwd, "rev-parse", "--show-toplevel").strip()).resolve()
-    if top == project.design_docs or not project.requests.is_dir():
-        return  # the design-docs worktree: the daemon watches it itself
-    sha = git(cwd, "rev-parse", "HEAD").strip()
-    spec, tasks = commit_tasks(git(cwd, "log", "-1", "--format=%B", sha))
-    if not tasks:
-        return
-    payload = {"id": f"commit-{sha[:16]}", "action": "mark", "tasks": tasks, "status": "done", "evidence": sha}
-    spec = spec or spec_hint(project.root)
-    if spec:
-        payload["spec"] = spec
-    drop(project, payload)
+    deliver_trailers(Path.cwd())

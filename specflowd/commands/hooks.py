@@ -21,10 +21,11 @@ def install_command(worktree: str | None) -> None:
 
     from specflowd.ops import hooks as hookfiles
     from specflowd.repo import project as projects
+    from specflowd.repo.settings import load_config
 
     where = Path(worktree) if worktree else Path.cwd()
-    project = projects.locate(where)
-    report = hookfiles.install(where, project.config.design_docs.branch)
+    # The validated setting: the branch's name is written into the hooks' shell scripts.
+    report = hookfiles.install(where, load_config(projects.locate(where)).design_docs.branch)
     for name in report.chained:
         click.echo(f"kept your {name} hook: specflowd's runs it first")
     for name in report.installed:

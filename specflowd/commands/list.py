@@ -11,14 +11,18 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
 def command(as_json: bool) -> None:
     """One line per orchestration: id, spec, status, phase, batch, tasks, cost, time."""
+    from datetime import UTC, datetime
+
     from specflowd.core.overview import one_line, summary
-    from specflowd.core.state import utcnow
     from specflowd.repo import project as projects
     from specflowd.views.status import load
 
     project = projects.locate().require_initialized()
-    now = utcnow()
-    states = sorted(load(project, None).values(), key=lambda s: s.created_at)
+    now = datetime.now(UTC)
+    found, notes = load(project, None)
+    for note in notes:
+        click.echo(note, err=True)
+    states = sorted(found.values(), key=lambda s: s.created_at)
     if as_json:
         click.echo(json.dumps([summary(s, now) for s in states], indent=2))
         return

@@ -19,7 +19,7 @@ def command(spec: str | None, limit: int, follow: bool, as_json: bool) -> None:
     from specflowd.errors import UserError
     from specflowd.repo import feed
     from specflowd.repo import project as projects
-    from specflowd.repo.git import read_ref
+    from specflowd.repo import git
 
     if spec is not None:
         from specflowd.core.ids import check_spec_id
@@ -29,7 +29,7 @@ def command(spec: str | None, limit: int, follow: bool, as_json: bool) -> None:
         except ValueError as e:
             raise UserError(str(e), exit_code=2) from None
     project = projects.locate()
-    tip = read_ref(project.common_dir, project.branch_ref)
+    tip = git.read_ref(project.common_dir, project.branch_ref)
     if tip is None:
         raise UserError(f"no branch {project.branch} here: run `specflowd init` first")
     entries = feed.read(project, spec=spec, limit=limit, until=tip)
@@ -40,8 +40,10 @@ def command(spec: str | None, limit: int, follow: bool, as_json: bool) -> None:
         click.echo(json.dumps(entry) if as_json else render(entry))
     if not follow:
         return
+    from specflowd.repo.follow import follow as follow_feed
+
     try:
-        for batch in feed.follow(project, spec, tip):
+        for batch in follow_feed(project, spec, tip):
             for entry in batch:
                 click.echo(json.dumps(entry) if as_json else render(entry))
     except KeyboardInterrupt:

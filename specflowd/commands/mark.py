@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
 from specflowd.daemon import pidlock
 from specflowd.errors import UserError
-from specflowd.views.client import submit, wait_option
-
-STATUS_FLAGS = {"done": "done", "todo": "pending", "in_progress": "in_progress", "skipped": "skipped"}
+from specflowd.repo.project import Project
+from specflowd.views.client import spec_hint, submit, wait_option
 
 
 @click.command("mark")
@@ -46,11 +46,11 @@ def command(tasks: tuple[str, ...], status: str | None, reason: str | None, spec
     if now:
         _mark_now(project, list(tasks), status, reason, spec, evidence, as_json)
         return
-    if pidlock.holder(project.specflow_dir) is None:
+    if pidlock.holder(project) is None:
         raise UserError("no specflowd daemon is running for this project: pass --now to commit the mark "
                         "directly, or start one with `specflowd run`")
     payload = {"action": "mark", "tasks": list(tasks), "status": status, "reason": reason,
-               "spec": spec or spec_hint(project.root), "evidence": evidence}
+               "spec": spec or spec_hint(project), "evidence": evidence}
     submit(project, {k: v for k, v in payload.items() if v is not None}, wait=wait, as_json=as_json,
            describe=lambda result: describe_outcome(result, project.branch, list(tasks), status))
 
@@ -60,42 +60,28 @@ def _resolve_evidence(evidence: str | None) -> str | None:
         return None
     if not re.fullmatch(r"[0-9a-fA-F]{4,64}", evidence):
         raise UserError(f"--evidence {evidence!r} is not a commit id (hex)", exit_code=2)
-    from specflowd.repo.git import GitError, git
+    from specflowd.repo import git
 
-    try:  # expand an abbreviation when we stand in the repository that has it
-        return git(Path.cwd(), "rev-parse", "--verify", "-q", f"{evidence}^{{commit}}").strip() or evidence
-    except GitError:
-        return evidence.lower()
+    # Expand an abbreviation when we stand in the repository that has it.
+    return git.resolve_commit(Path.cwd(), evidence) or evidence.lower()
 
 
-def spec_hint(project_root: Path) -> str | None:
-    """The spec an agent works on: $SPECFLOW_SPEC, or the code worktree the command runs in."""
-    if os.environ.get("SPECFLOW_SPEC"):
-        return os.environ["SPECFLOW_SPEC"]
-    cwd = Path.cwd().resolve()
-    worktrees = (project_root / ".specflow" / "worktrees").resolve()
-    if cwd.is_relative_to(worktrees) and cwd != worktrees:
-        return cwd.relative_to(worktrees).parts[0]
-    return None
-
-
-def _mark_now(project, tasks: list[str], status: str, reason: str | None, spec: str | None,
+def _mark_now(project: Project, tasks: list[str], status: str, reason: str | None, spec: str | None,
               evidence: str | None, as_json: bool) -> None:
-    import json
-
-    from specflowd.core.tasklist import Mark, Status
+    from specflowd.core.tasklist import Mark
+    from specflowd.core.vocab import MarkSource, TaskStatus
     from specflowd.repo.designdocs import DesignDocs
     from specflowd.repo.marks import mark, resolve_spec
 
     with DesignDocs(project) as docs:
-        spec = resolve_spec(docs, spec, spec_hint(project.root))
-        outcome = mark(docs, spec, [Mark(t, Status(status), reason) for t in tasks], evidence=evidence,
-                       source="cli")
+        spec = resolve_spec(docs, spec, spec_hint(project))
+        outcome = mark(docs, spec, [Mark(t, TaskStatus(status), reason) for t in tasks], evidence=evidence,
+                       source=MarkSource.CLI)
     result = outcome.as_dict()
     click.echo(json.dumps(result, indent=2) if as_json else describe_outcome(result, project.branch, tasks, status))
 
 
-def describe_outcome(result: dict, branch: str, tasks: list[str], status: str) -> str:
+def describe_outcome(result: dict[str, Any], branch: str, tasks: list[str], status: str) -> str:
     """What a person reads about a mark's outcome (`MarkOutcome.as_dict`), from --now or the daemon."""
     spec = result["spec"]
     if result["commit"] is None:

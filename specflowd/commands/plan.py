@@ -29,13 +29,14 @@ def command(target: str, batch_size: int | None, as_json: bool) -> None:
     else:
         from specflowd.repo import project as projects
         from specflowd.repo.designdocs import DesignDocs
+        from specflowd.repo.settings import load_config
 
         project = projects.locate().require_initialized()
         docs = DesignDocs(project)
         snap = docs.snapshot()
         file = snap.task_file(target)
         data = snap.read(file) or b""
-        spec, size = target, batch_size or project.config.orchestration.batch_size
+        spec, size = target, batch_size or load_config(project).orchestration.batch_size
         edited = docs.worktree_bytes(file)
         if edited is not None and edited != data:
             click.echo(f"note: {file} has uncommitted edits in {docs.worktree}; the plan shows the "

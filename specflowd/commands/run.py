@@ -22,14 +22,14 @@ def command(paths: tuple[str, ...], log_level: str | None, observer: str) -> Non
     """Serve the projects' inboxes until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
     import sys
 
-    from specflowd.core.config import load_user_config, user_config_path
     from specflowd.daemon.main import Daemon, configure_logging, projects_to_serve
     from specflowd.daemon.notify import Notifier
+    from specflowd.repo.settings import load_config, load_user_config, user_config_path
 
     notifier = Notifier.from_environ()  # first: even the git run to find the projects must not inherit it
     projects = projects_to_serve(list(paths))
     configured = (load_user_config().daemon.log_level if user_config_path().exists()
-                  else projects[0].config.daemon.log_level)
+                  else load_config(projects[0]).daemon.log_level)
     configure_logging(log_level or os.environ.get("SPECFLOWD_LOG_LEVEL") or configured)
     daemon = Daemon(projects, notifier, observer=observer)
     sys.exit(daemon.run())

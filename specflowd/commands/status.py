@@ -15,17 +15,22 @@ import click
 def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
     """Show one orchestration in detail, or every orchestration of this project. Works from the
     state files alone; when they are gone, rebuilds them from the design-docs branch's history."""
+    from datetime import UTC, datetime
+
     from specflowd.core.overview import details, summary
-    from specflowd.core.state import utcnow
     from specflowd.repo import project as projects
-    from specflowd.views.status import load, watch_states
+    from specflowd.views.status import load
 
     project = projects.locate().require_initialized()
-    states = load(project, orchestration)
+    states, notes = load(project, orchestration)
+    for note in notes:
+        click.echo(note, err=True)
     if watch:
-        watch_states(project, orchestration)
+        from specflowd.views.live import watch as live
+
+        live(project, orchestration)
         return
-    now = utcnow()
+    now = datetime.now(UTC)
     chosen = [states[orchestration]] if orchestration else sorted(states.values(), key=lambda s: s.created_at)
     if as_json:
         out = [dict(summary(s, now), state=s.model_dump(mode="json")) if orchestration else summary(s, now)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from specflowd.core.state import OrchestrationState, Phase
+from specflowd.core.state import OrchestrationState
+from specflowd.core.vocab import Phase
 
 FLOOR_USD = 0.01
 MIN_SHARE = 0.01

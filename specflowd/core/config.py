@@ -1,14 +1,16 @@
-"""Settings: the models of `.specflow/config.toml` (SPEC §8), their defaults, and reading/writing them."""
+"""Settings: the models of `.specflow/config.toml` and of the user config (SPEC §8), their
+defaults, and turning TOML text into them and back. The files themselves are read by
+`repo/settings.py`."""
 
 from __future__ import annotations
 
-import os
 import tomllib
-from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from specflowd.core.vocab import AgentKind, LogLevel
 from specflowd.errors import UserError
 
 
@@ -41,7 +43,7 @@ class BudgetConfig(_Section):
 
 
 class AgentConfig(_Section):
-    kind: Literal["claude", "codex", "gemini", "aider", "command"] = "claude"
+    kind: AgentKind = AgentKind.CLAUDE
     command: str = "claude"
     model: str = "sonnet"
     fallback_model: str = "haiku"
@@ -52,7 +54,7 @@ class AgentConfig(_Section):
 
 
 class DaemonConfig(_Section):
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: LogLevel = LogLevel.INFO
 
 
 class PoolConfig(_Section):
@@ -83,37 +85,19 @@ def describe_validation_error(e: ValidationError, where: str) -> str:
 M = TypeVar("M", bound="Config")
 
 
-def _load(path: Path, model: type[M]) -> M:
-    """A config file validated as `model`; missing means defaults. A broken file is a UserError naming it."""
+def parse_config(text: str, model: type[M], where: str) -> M:
+    """TOML text validated as `model`; a UserError naming `where` and the first bad key otherwise."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return model()
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid TOML: {e}") from None
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{where} is not valid TOML: {e}") from None
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise UserError(describe_validation_error(e, str(path))) from None
-
-
-def load_config(path: Path) -> Config:
-    """The project's `.specflow/config.toml`."""
-    return _load(path, Config)
-
-
-def user_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "specflowd" / "config.toml"
-
-
-def load_user_config() -> UserConfig:
-    return _load(user_config_path(), UserConfig)
+        raise UserError(describe_validation_error(e, where)) from None
 
 
 def render_config(config: Config) -> str:
-    import tomli_w
-
     # tomli-w writes no comments; README's configuration reference explains every key.
     header = "# specflowd project settings. Every key and its meaning: see README, 'Configuration'.\n\n"
     return header + tomli_w.dumps(config.model_dump(mode="json"))

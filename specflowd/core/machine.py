@@ -1,256 +1,190 @@
 """The orchestration state machine (SPEC §6): `step(state, event)` gives the new state and the
 actions the shell performs, or a refusal. Pure: no I/O, and the time comes in the event.
 
-The shell's part, per action: `RunAgent` start (or queue) an agent run and answer with
-`AgentStarted`, then `AgentFinished` (with the task list's statuses re-read after the run);
-`StopAgent` stop that run (its `AgentFinished` still follows, with `cancelled`); `AdoptAgent`
-follow a still-running agent's log after a restart; `RunVerify` / `StopVerify`;
-`MergeBranch` merge (fast-forward / merge-tree / compare-and-swap) and answer `MergeFinished`;
-`ReadPlan` re-read the task list and answer `PlanReady`; `CommitEvent` commit on the design-docs
-branch; `ScheduleWake` send `RateLimitReset` at that time; `WriteState` write the state file.
-A refusal changes nothing: a request gets `conflict` with the message, a stale result is dropped.
+The theory, as h11 keeps its own: an orchestration is in one status at a time (`vocab.Status`),
+or not started yet. Events (`events.py`) come from the shell: people's requests (pause, resume,
+cancel, merge, recover) and what the shell saw happen (an agent started or finished, the task
+list was re-read, verify or a merge finished, a usage limit lifted, the daemon restarted).
+`TRANSITIONS` below says, for each status, which events it accepts and which statuses each may
+lead to; any other event is refused with `REFUSALS`' reason, and a refusal changes nothing (a
+request gets `conflict` with the message, a stale report is dropped). An accepted event's handler
+may still refuse for a reason finer than the status: the run it reports is not live, the step it
+answers was not asked for, a usage limit has not lifted yet. `step` checks the table before the
+handler runs; the property tests check that every handler keeps to it.
 
-Feed events (`Specflow-Event`, each also a line of the decision log): started, phase, skipped,
-batch-started, followup-started, heal-started, batch-completed, batch-failed, batch-skipped,
-verify-passed, verify-failed, budget-stopped, rate-limited, needs-attention, paused, resumed,
-recovered, restarted, cancelled, waiting-merge, merge-requested, merged, completed, failed.
+Work the orchestration cannot do now (paused, waiting for a usage limit, needing attention) is
+kept as `next_work`, and resume, the limit's reset or `recover retry` start it. Nothing is left
+"running" that is not: every action that starts something is answered by an event.
+
+Feed events (`Specflow-Event`, each also a line of the decision log) are `vocab.FeedEvent`;
 `Specflow-Cost-USD` is the orchestration's total so far.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import assert_never
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from specflowd.core import tasklist as progress
 from specflowd.core.budget import allowance, describe_stop
+from specflowd.core.events import (
+    Action,
+    AdoptAgent,
+    AgentFinished,
+    AgentSession,
+    AgentStarted,
+    Cancel,
+    CommitEvent,
+    Event,
+    EventType,
+    Merge,
+    MergeBranch,
+    MergeFinished,
+    Pause,
+    PlanReady,
+    RateLimitReset,
+    ReadPlan,
+    Recover,
+    Restarted,
+    Resume,
+    RunAgent,
+    RunResult,
+    RunVerify,
+    ScheduleWake,
+    Start,
+    StopAgent,
+    StopVerify,
+    TasksMarked,
+    VerifyFinished,
+    WriteState,
+)
 from specflowd.core.plan import Plan
 from specflowd.core.prompts import PromptRequest
-from specflowd.core.state import (
+from specflowd.core.state import AgentRun, BatchState, Decision, OrchestrationState, Work
+from specflowd.core.vocab import (
+    FINISHED,
+    TAIL_CHARS,
     TERMINAL,
-    AgentRun,
     Awaiting,
-    BatchState,
     BatchStatus,
-    Decision,
-    OrchestrationState,
+    ErrorType,
+    FeedEvent,
+    MergeOutcome,
     PauseReason,
     Phase,
+    Purpose,
+    RecoverChoice,
     Status,
-    Work,
+    TaskStatus,
     WorkKind,
 )
 
-TAIL_CHARS = 2000
 BACKOFF_FIRST_S = 60
 BACKOFF_MAX_S = 3600
-FINISHED_VALUES = frozenset(s.value for s in progress.FINISHED)
-MERGE_REQUESTED = "requested"  # a merge Work's purpose once someone asked for it: no waiting_merge
+
+S = Status
+_GOING_ON = frozenset({S.RUNNING, S.NEEDS_ATTENTION, S.WAITING_MERGE})  # where starting the next step may end
+_SAME: dict[Status, frozenset[Status]] = {status: frozenset({status}) for status in Status}
+
+# status -> event -> the statuses the event may lead to. Agent reports (`agent_started`,
+# `agent_session`, `agent_finished`) are accepted in every status while their run is live: the cost of a run that
+# ends after a cancel still counts. `None` is an orchestration not started yet.
+TRANSITIONS: dict[Status | None, dict[EventType, frozenset[Status]]] = {
+    None: {"start": frozenset({S.RUNNING, S.NEEDS_ATTENTION, S.WAITING_MERGE})},
+    S.RUNNING: {
+        "agent_started": _SAME[S.RUNNING],
+        "agent_session": _SAME[S.RUNNING],
+        "agent_finished": _GOING_ON | {S.PAUSED},
+        "tasks_marked": _SAME[S.RUNNING],
+        "plan_ready": _GOING_ON,
+        "verify_finished": _GOING_ON,
+        "merge_finished": frozenset({S.COMPLETED, S.NEEDS_ATTENTION}),
+        "pause": _SAME[S.PAUSED],
+        "cancel": _SAME[S.CANCELLED],
+        "restarted": _GOING_ON,
+    },
+    S.PAUSED: {
+        "agent_started": _SAME[S.PAUSED],
+        "agent_session": _SAME[S.PAUSED],
+        "agent_finished": frozenset({S.PAUSED, S.NEEDS_ATTENTION}),
+        "tasks_marked": _SAME[S.PAUSED],
+        "plan_ready": frozenset({S.PAUSED, S.NEEDS_ATTENTION}),
+        "verify_finished": frozenset({S.PAUSED, S.NEEDS_ATTENTION}),
+        "merge_finished": frozenset({S.COMPLETED, S.NEEDS_ATTENTION}),
+        "pause": _SAME[S.PAUSED],  # only while waiting for a usage limit: the wait becomes the user's
+        "resume": _GOING_ON,
+        "cancel": _SAME[S.CANCELLED],
+        "rate_limit_reset": _GOING_ON,
+        "restarted": _SAME[S.PAUSED],
+    },
+    S.WAITING_MERGE: {
+        "agent_started": _SAME[S.WAITING_MERGE],
+        "agent_session": _SAME[S.WAITING_MERGE],
+        "agent_finished": _SAME[S.WAITING_MERGE],
+        "tasks_marked": _SAME[S.WAITING_MERGE],
+        "merge": _SAME[S.RUNNING],
+        "cancel": _SAME[S.CANCELLED],
+        "restarted": _SAME[S.WAITING_MERGE],
+    },
+    S.NEEDS_ATTENTION: {
+        "agent_started": _SAME[S.NEEDS_ATTENTION],
+        "agent_session": _SAME[S.NEEDS_ATTENTION],
+        "agent_finished": _SAME[S.NEEDS_ATTENTION],
+        "tasks_marked": _SAME[S.NEEDS_ATTENTION],
+        "recover": _GOING_ON | {S.FAILED},
+        "cancel": _SAME[S.CANCELLED],
+        "restarted": _SAME[S.NEEDS_ATTENTION],
+    },
+    **{done: {
+        "agent_started": _SAME[done],
+        "agent_session": _SAME[done],
+        "agent_finished": _SAME[done],
+        "tasks_marked": _SAME[done],
+        "restarted": _SAME[done],  # only to stop agents still running for it
+    } for done in TERMINAL},
+}
+
+# Why an event the table does not accept is refused, with `{status}` and `{id}` filled in.
+REFUSALS: dict[EventType, str] = {
+    "start": "orchestration {id} has already started",
+    "agent_started": "orchestration {id} has not started",
+    "agent_session": "orchestration {id} has not started",
+    "agent_finished": "orchestration {id} has not started",
+    "tasks_marked": "orchestration {id} has not started",
+    "plan_ready": "no task list was asked for",
+    "verify_finished": "no verify is running",
+    "merge_finished": "no merge is running",
+    "pause": "cannot pause: the orchestration is {status}",
+    "resume": "cannot resume: the orchestration is {status}",
+    "cancel": "cannot cancel: the orchestration is already {status}",
+    "merge": "cannot merge: the orchestration is {status}, not waiting for a merge",
+    "recover": "nothing to recover: the orchestration is {status}",
+    "rate_limit_reset": "not waiting for a usage limit",
+    "restarted": "nothing to recover: the orchestration is {status}",
+}
 
 
-class _Data(BaseModel):
+class Transition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-
-# ---- events: what happened, as the shell reports it ----
-
-class _Event(_Data):
-    now: datetime
-
-
-class Start(_Event):
-    type: Literal["start"] = "start"
-    plan: Plan  # the task list's plan at start; no tasks means the design phase writes them
-    design_prompt: str = ""
-
-
-class AgentStarted(_Event):
-    type: Literal["agent_started"] = "agent_started"
-    run_n: int
-    pid: int | None = None
-    pid_start_time: int | None = None
-    log_file: str | None = None
-    session_id: str | None = None
-
-
-ErrorType = Literal["timeout", "budget_exceeded", "max_turns", "process_failed", "invalid_session",
-                    "rate_limited", "cancelled", "bad_output"]
-
-
-class RunResult(_Data):
-    """An agent run's outcome, as the agent layer reports it."""
-
-    ok: bool
-    error_type: ErrorType | None = None
-    error: str | None = None
-    exit_code: int | None = None
-    session_id: str | None = None
-    cost_usd: float = 0.0
-    turns: int | None = None
-    duration_s: float | None = None
-    text: str = ""
-    stderr_tail: str = ""
-    transcript_tail: str = ""
-    resets_at: datetime | None = None  # when a usage limit lifts, if the CLI said
-
-
-class AgentFinished(_Event):
-    type: Literal["agent_finished"] = "agent_finished"
-    run_n: int
-    result: RunResult
-    # The task list re-read once the run's marks were committed: dual confirmation needs them.
-    task_status: dict[str, str] | None = None
-
-
-class TasksMarked(_Event):
-    type: Literal["tasks_marked"] = "tasks_marked"
-    statuses: dict[str, str]
-
-
-class PlanReady(_Event):
-    type: Literal["plan_ready"] = "plan_ready"
-    plan: Plan
-
-
-class VerifyFinished(_Event):
-    type: Literal["verify_finished"] = "verify_finished"
-    exit_code: int
-    output_tail: str = ""
-
-
-class MergeFinished(_Event):
-    type: Literal["merge_finished"] = "merge_finished"
-    outcome: Literal["merged", "conflict", "dirty", "failed"]
-    files: list[str] = Field(default_factory=list)
-    detail: str = ""
-
-
-class Pause(_Event):
-    type: Literal["pause"] = "pause"
-    stop_run: bool = False  # stop the running agent now, rather than let it finish
-
-
-class Resume(_Event):
-    type: Literal["resume"] = "resume"
-
-
-class Cancel(_Event):
-    type: Literal["cancel"] = "cancel"
-
-
-class Merge(_Event):
-    type: Literal["merge"] = "merge"
-
-
-class Recover(_Event):
-    type: Literal["recover"] = "recover"
-    choice: Literal["retry", "skip", "abort"]
-
-
-class RateLimitReset(_Event):
-    type: Literal["rate_limit_reset"] = "rate_limit_reset"
-
-
-class Restarted(_Event):
-    type: Literal["restarted"] = "restarted"
-    alive: dict[int, bool] = Field(default_factory=dict)  # run n -> same pid and start time still there
-
-
-Event = Annotated[
-    Start | AgentStarted | AgentFinished | TasksMarked | PlanReady | VerifyFinished | MergeFinished | Pause
-    | Resume | Cancel | Merge | Recover | RateLimitReset | Restarted,
-    Field(discriminator="type"),
-]
-
-
-# ---- actions: what the shell is asked to do ----
-
-class RunAgent(_Data):
-    type: Literal["run_agent"] = "run_agent"
-    n: int
-    phase: Phase
-    batch: int | None
-    purpose: str
-    prompt: PromptRequest
-    resume_session: str | None
-    fork: bool
-    max_budget_usd: float
-    task_ids: list[str]
-
-
-class StopAgent(_Data):
-    type: Literal["stop_agent"] = "stop_agent"
-    n: int
-    reason: str
-
-
-class AdoptAgent(_Data):
-    type: Literal["adopt_agent"] = "adopt_agent"
-    n: int
-    pid: int | None
-    log_file: str | None
-
-
-class RunVerify(_Data):
-    type: Literal["run_verify"] = "run_verify"
-    command: str
-    timeout_s: int
-
-
-class StopVerify(_Data):
-    type: Literal["stop_verify"] = "stop_verify"
-    reason: str
-
-
-class MergeBranch(_Data):
-    type: Literal["merge_branch"] = "merge_branch"
-    branch: str
-    base_branch: str
-    recheck: bool = False  # may be half done (restart): an already merged branch counts as merged
-
-
-class ReadPlan(_Data):
-    type: Literal["read_plan"] = "read_plan"
-    spec: str
-
-
-class CommitEvent(_Data):
-    type: Literal["commit_event"] = "commit_event"
-    subject: str
-    event: str
-    trailers: dict[str, str]  # keys without the `Specflow-` prefix, as trailers.event_message takes
-
-
-class ScheduleWake(_Data):
-    type: Literal["schedule_wake"] = "schedule_wake"
-    at: datetime
-
-
-class WriteState(_Data):
-    type: Literal["write_state"] = "write_state"
-
-
-Action = Annotated[
-    RunAgent | StopAgent | AdoptAgent | RunVerify | StopVerify | MergeBranch | ReadPlan | CommitEvent
-    | ScheduleWake | WriteState,
-    Field(discriminator="type"),
-]
-
-
-class Transition(_Data):
     state: OrchestrationState
     actions: list[Action] = Field(default_factory=list)
     refused: str | None = None
 
 
+def accepts(state: OrchestrationState, event: EventType) -> bool:
+    """Whether the table lets `state` take this kind of event at all."""
+    return event in TRANSITIONS[state.status if state.started_at is not None else None]
+
+
 def step(state: OrchestrationState, event: Event) -> Transition:
     """The state after `event`, and what to do about it; the input state is never changed."""
-    if state.started_at is None and event.type != "start":
-        return Transition(state=state, refused=f"orchestration {state.id} has not started")
+    if not accepts(state, event.type):
+        why = "orchestration {id} has not started" if state.started_at is None else REFUSALS[event.type]
+        return Transition(state=state, refused=why.format(id=state.id, status=state.status.value))
     m = _Machine(state.model_copy(deep=True), event.now)
-    refused = getattr(m, f"on_{event.type}")(event)
+    refused = m.dispatch(event)
     if refused is not None:
         return Transition(state=state, refused=refused)
     m.s.updated_at = event.now
@@ -273,7 +207,7 @@ def batch_label(state: OrchestrationState, b: BatchState) -> str:
 
 
 def remaining_tasks(state: OrchestrationState, b: BatchState) -> list[str]:
-    return [t for t in b.task_ids if state.task_status.get(t, progress.Status.PENDING.value) not in FINISHED_VALUES]
+    return [t for t in b.task_ids if state.task_status.get(t, TaskStatus.PENDING) not in FINISHED]
 
 
 def backoff_s(hits: int) -> int:
@@ -289,9 +223,45 @@ class _Machine:
         self.now = now
         self.out: list[Action] = []
 
+    def dispatch(self, event: Event) -> str | None:
+        """The event's handler: None when it was taken, else why it is refused."""
+        match event:
+            case Start():
+                return self.on_start(event)
+            case AgentStarted():
+                return self.on_agent_started(event)
+            case AgentSession():
+                return self.on_agent_session(event)
+            case AgentFinished():
+                return self.on_agent_finished(event)
+            case TasksMarked():
+                return self.on_tasks_marked(event)
+            case PlanReady():
+                return self.on_plan_ready(event)
+            case VerifyFinished():
+                return self.on_verify_finished(event)
+            case MergeFinished():
+                return self.on_merge_finished(event)
+            case Pause():
+                return self.on_pause(event)
+            case Resume():
+                return self.on_resume(event)
+            case Cancel():
+                return self.on_cancel(event)
+            case Merge():
+                return self.on_merge(event)
+            case Recover():
+                return self.on_recover(event)
+            case RateLimitReset():
+                return self.on_rate_limit_reset(event)
+            case Restarted():
+                return self.on_restarted(event)
+            case _:
+                assert_never(event)
+
     # ---- the record ----
 
-    def record(self, event: str, what: str, batch: BatchState | None = None, **extra: str) -> None:
+    def record(self, event: FeedEvent, what: str, batch: BatchState | None = None, **extra: str) -> None:
         """An event commit on the design-docs branch, and the same line in the decision log."""
         s = self.s
         trailers = {"Spec": s.spec, "Orchestration": s.id, "Phase": s.phase.value}
@@ -309,7 +279,7 @@ class _Machine:
             self.s.pause_reason = None
             self.s.waiting_until = None
 
-    def attention(self, reason: str, retry: Work, event: str = "needs-attention") -> None:
+    def attention(self, reason: str, retry: Work, event: FeedEvent = FeedEvent.NEEDS_ATTENTION) -> None:
         """Stop and wait for `recover`; `retry` is what a retry starts."""
         self.set_status(Status.NEEDS_ATTENTION)
         self.s.error = reason
@@ -318,7 +288,7 @@ class _Machine:
 
     def enter(self, phase: Phase) -> None:
         self.s.phase = phase
-        self.record("phase", f"phase {phase.value}")
+        self.record(FeedEvent.PHASE, f"phase {phase.value}")
 
     def current(self) -> BatchState | None:
         s = self.s
@@ -340,19 +310,19 @@ class _Machine:
             self.out.append(ReadPlan(spec=s.spec))
         elif work.kind == WorkKind.VERIFY:
             self.start_verify()
-        elif s.config.orchestration.auto_merge or work.purpose == MERGE_REQUESTED:
+        elif s.config.orchestration.auto_merge or work.purpose == Purpose.REQUESTED:
             self.start_merge()
         else:
             self.set_status(Status.WAITING_MERGE)
-            self.record("waiting-merge", "waiting for a merge request")
+            self.record(FeedEvent.WAITING_MERGE, "waiting for a merge request")
 
     def start_agent(self, work: Work) -> None:
         s = self.s
-        heal = work.purpose == "heal"
+        heal = work.purpose == Purpose.HEAL
         a = allowance(s, work.phase, work.batch, heal)
         if not a.covers:
-            retry = work.model_copy(update={"purpose": "work", "fork": False}) if heal and work.batch else work
-            self.attention(describe_stop(s, a), retry, event="budget-stopped")
+            retry = work.model_copy(update={"purpose": Purpose.WORK, "fork": False}) if heal and work.batch else work
+            self.attention(describe_stop(s, a), retry, event=FeedEvent.BUDGET_STOPPED)
             return
         run = AgentRun(n=len(s.runs) + 1, phase=work.phase, batch=work.batch, purpose=work.purpose,
                        resumed_from=work.resume_session, started_at=self.now, max_budget_usd=a.usd)
@@ -370,15 +340,15 @@ class _Machine:
                                  fork=work.fork, max_budget_usd=a.usd, task_ids=task_ids))
 
     def record_start(self, work: Work, b: BatchState | None) -> None:
-        if work.purpose == "heal":
+        if work.purpose == Purpose.HEAL:
             attempts = b.heal_attempts if b else self.s.verify_heal_attempts
             what = f"batch {b.index}/{len(self.s.batches)}" if b else "verify"
             limit = str(self.s.config.orchestration.max_heal_attempts)
-            self.record("heal-started", f"healing {what} (attempt {attempts}/{limit})", b, Attempt=str(attempts))
-        elif work.purpose == "followup" and b is not None:
-            self.record("followup-started", f"batch {b.index}/{len(self.s.batches)} follow-up for unmarked tasks", b)
+            self.record(FeedEvent.HEAL_STARTED, f"healing {what} (attempt {attempts}/{limit})", b, Attempt=str(attempts))
+        elif work.purpose == Purpose.FOLLOWUP and b is not None:
+            self.record(FeedEvent.FOLLOWUP_STARTED, f"batch {b.index}/{len(self.s.batches)} follow-up for unmarked tasks", b)
         elif b is not None:
-            self.record("batch-started", f"batch {b.index}/{len(self.s.batches)} started", b)
+            self.record(FeedEvent.BATCH_STARTED, f"batch {b.index}/{len(self.s.batches)} started", b)
 
     def prompt(self, work: Work, b: BatchState | None) -> PromptRequest:
         s = self.s
@@ -391,15 +361,15 @@ class _Machine:
                        "first_task": tasks[0] if tasks else (b.task_ids[0] if b.task_ids else "T001")}
         else:
             values["first_task"] = next(iter(s.task_status), "T001")
-        template = work.purpose if work.purpose in ("followup", "heal") else work.phase.value
-        if work.purpose == "heal":
+        template = work.purpose if work.purpose in (Purpose.FOLLOWUP, Purpose.HEAL) else work.phase.value
+        if work.purpose == Purpose.HEAL:
             values |= self.heal_values(work, b)
         return PromptRequest(template=template, values=values)
 
     def heal_values(self, work: Work, b: BatchState | None) -> dict[str, str]:
         s = self.s
         failed = s.runs[work.after_run - 1] if work.after_run else None
-        done = [t for t in s.task_status if s.task_status[t] in FINISHED_VALUES]
+        done = [t for t in s.task_status if s.task_status[t] in FINISHED]
         scope = b.task_ids if b is not None else list(s.task_status)
         remaining = [t for t in scope if t not in done]
         values = {
@@ -425,7 +395,7 @@ class _Machine:
         s = self.s
         command = s.config.orchestration.verify_command.strip()
         if not command:
-            self.record("skipped", "verify skipped: no verify_command")
+            self.record(FeedEvent.SKIPPED, "verify skipped: no verify_command")
             self.to_merge()
             return
         s.awaiting = Awaiting.VERIFY
@@ -446,19 +416,19 @@ class _Machine:
         for b in plan.batches:
             todo = set(b.incomplete)
             for t in b.task_ids:
-                s.task_status[t] = progress.Status.PENDING.value if t in todo else progress.Status.DONE.value
+                s.task_status[t] = TaskStatus.PENDING if t in todo else TaskStatus.DONE
         s.current_batch = None
 
     def after_design(self, plan: Plan) -> None:
         if plan.nothing_left:
-            self.record("skipped", f"nothing left to do: all {plan.tasks_total} tasks are finished")
+            self.record(FeedEvent.SKIPPED, f"nothing left to do: all {plan.tasks_total} tasks are finished")
             self.to_verify()
         elif self.s.config.orchestration.skip_analyze:
-            self.record("skipped", "analyze skipped (skip_analyze)")
+            self.record(FeedEvent.SKIPPED, "analyze skipped (skip_analyze)")
             self.start_implement()
         else:
             self.enter(Phase.ANALYZE)
-            self.go(Work(kind=WorkKind.AGENT, phase=Phase.ANALYZE, purpose="analyze"))
+            self.go(Work(kind=WorkKind.AGENT, phase=Phase.ANALYZE, purpose=Purpose.ANALYZE))
 
     def start_implement(self) -> None:
         self.enter(Phase.IMPLEMENT)
@@ -491,7 +461,7 @@ class _Machine:
                 return Work(kind=WorkKind.AGENT, phase=Phase.IMPLEMENT, batch=b.index)
             return Work(kind=WorkKind.VERIFY, phase=Phase.VERIFY)
         if s.phase in (Phase.DESIGN, Phase.ANALYZE):
-            return Work(kind=WorkKind.AGENT, phase=s.phase, purpose=s.phase.value)
+            return Work(kind=WorkKind.AGENT, phase=s.phase, purpose=Purpose(s.phase.value))
         return Work(kind=WorkKind(s.phase.value), phase=s.phase)
 
     def continuation(self, run: AgentRun) -> Work:
@@ -503,24 +473,22 @@ class _Machine:
 
     def on_start(self, ev: Start) -> str | None:
         s = self.s
-        if s.started_at is not None:
-            return f"orchestration {s.id} has already started"
         s.started_at = self.now
         s.design_prompt = ev.design_prompt
         s.task_file = ev.plan.file
         self.set_status(Status.RUNNING)
         s.phase = Phase.DESIGN
-        self.record("started", f"started ({ev.plan.tasks_total} tasks, {len(ev.plan.batches)} batches to run)")
+        self.record(FeedEvent.STARTED, f"started ({ev.plan.tasks_total} tasks, {len(ev.plan.batches)} batches to run)")
         if ev.plan.tasks_total == 0:
             if s.config.orchestration.skip_design:
                 self.attention("the task list has no tasks and skip_design is set: write tasks, then recover --retry",
                                Work(kind=WorkKind.PLAN, phase=Phase.DESIGN))
                 return None
             self.enter(Phase.DESIGN)
-            self.go(Work(kind=WorkKind.AGENT, phase=Phase.DESIGN, purpose="design"))
+            self.go(Work(kind=WorkKind.AGENT, phase=Phase.DESIGN, purpose=Purpose.DESIGN))
             return None
         why = "skip_design" if s.config.orchestration.skip_design else f"the task list has {ev.plan.tasks_total} tasks"
-        self.record("skipped", f"design skipped ({why})")
+        self.record(FeedEvent.SKIPPED, f"design skipped ({why})")
         self.take_plan(ev.plan)
         self.after_design(ev.plan)
         return None
@@ -553,6 +521,13 @@ class _Machine:
             self.stop(run, f"the orchestration is {self.s.status.value}")
         return None
 
+    def on_agent_session(self, ev: AgentSession) -> str | None:
+        run = self.live(ev.run_n)
+        if run is None:
+            return f"run {ev.run_n} is not running"
+        run.session_id = ev.session_id
+        return None
+
     def live(self, n: int) -> AgentRun | None:
         return next((r for r in self.s.runs if r.n == n and r.ended_at is None), None)
 
@@ -572,7 +547,7 @@ class _Machine:
         if not r.ok:
             run.stderr_tail, run.transcript_tail = r.stderr_tail[-TAIL_CHARS:], r.transcript_tail[-TAIL_CHARS:]
         s.total_cost_usd += r.cost_usd
-        if run.purpose == "heal":
+        if run.purpose == Purpose.HEAL:
             s.healing_cost_usd += r.cost_usd
         b = s.batches[run.batch - 1] if run.batch else None
         if b is not None:
@@ -581,7 +556,7 @@ class _Machine:
             s.task_status.update(ev.task_status)
         if s.status not in (Status.RUNNING, Status.PAUSED):
             return None  # recorded: cost counts even for a run that ends after cancel
-        if r.error_type == "rate_limited":
+        if r.error_type == ErrorType.RATE_LIMITED:
             self.rate_limited(run, r)
         elif run.stop_requested and not r.ok:
             self.go(self.continuation(run))
@@ -598,7 +573,7 @@ class _Machine:
                 self.go(Work(kind=WorkKind.PLAN, phase=run.phase))
             else:
                 self.attention(f"{run.phase.value} {failure}",
-                               Work(kind=WorkKind.AGENT, phase=run.phase, purpose=run.phase.value))
+                               Work(kind=WorkKind.AGENT, phase=run.phase, purpose=Purpose(run.phase.value)))
         elif run.phase == Phase.VERIFY:
             if r.ok:
                 self.go(Work(kind=WorkKind.VERIFY, phase=Phase.VERIFY))
@@ -612,9 +587,9 @@ class _Machine:
         left = remaining_tasks(s, b)
         if r.ok and not left:
             self.complete(b)
-        elif r.ok and run.purpose == "work" and b.followups == 0:
+        elif r.ok and run.purpose == Purpose.WORK and b.followups == 0:
             b.followups += 1
-            self.go(Work(kind=WorkKind.AGENT, phase=Phase.IMPLEMENT, batch=b.index, purpose="followup",
+            self.go(Work(kind=WorkKind.AGENT, phase=Phase.IMPLEMENT, batch=b.index, purpose=Purpose.FOLLOWUP,
                          resume_session=run.session_id, after_run=run.n))
         else:
             why = failure if not r.ok else f"run {run.n} ended but {', '.join(left)} not marked done"
@@ -623,16 +598,16 @@ class _Machine:
     def complete(self, b: BatchState) -> None:
         s = self.s
         b.status, b.error = BatchStatus.COMPLETED, None
-        self.record("batch-completed", f"batch {b.index}/{len(s.batches)} completed", b)
+        self.record(FeedEvent.BATCH_COMPLETED, f"batch {b.index}/{len(s.batches)} completed", b)
         if s.config.orchestration.pause_between_batches and s.status == Status.RUNNING:
             self.set_status(Status.PAUSED)
             s.pause_reason = PauseReason.BETWEEN_BATCHES
-            self.record("paused", f"paused after batch {b.index} (pause_between_batches)", b)
+            self.record(FeedEvent.PAUSED, f"paused after batch {b.index} (pause_between_batches)", b)
         self.next_batch()
 
     def heal_work(self, phase: Phase, batch: int | None, run: AgentRun | None) -> Work:
         session = run.session_id if run else None
-        return Work(kind=WorkKind.AGENT, phase=phase, batch=batch, purpose="heal", resume_session=session,
+        return Work(kind=WorkKind.AGENT, phase=phase, batch=batch, purpose=Purpose.HEAL, resume_session=session,
                     fork=session is not None, after_run=run.n if run else None)
 
     def can_heal(self, attempts: int) -> bool:
@@ -648,13 +623,13 @@ class _Machine:
             self.go(self.heal_work(Phase.IMPLEMENT, b.index, run))
             return
         b.status = BatchStatus.FAILED
-        self.record("batch-failed", f"batch {b.index}/{len(s.batches)} failed: {why}", b)
+        self.record(FeedEvent.BATCH_FAILED, f"batch {b.index}/{len(s.batches)} failed: {why}", b)
         self.attention(f"batch {b.index} failed after {b.heal_attempts} heal attempt(s): {why}",
                        Work(kind=WorkKind.AGENT, phase=Phase.IMPLEMENT, batch=b.index))
 
     def verify_failed(self, why: str, run: AgentRun | None) -> None:
         s = self.s
-        self.record("verify-failed", f"verify failed: {why}")
+        self.record(FeedEvent.VERIFY_FAILED, f"verify failed: {why}")
         if self.can_heal(s.verify_heal_attempts):
             s.verify_heal_attempts += 1
             s.error = why
@@ -675,7 +650,7 @@ class _Machine:
             s.pause_reason = PauseReason.RATE_LIMIT
             s.waiting_until = until
             self.out.append(ScheduleWake(at=until))
-        self.record("rate-limited", f"usage limit reached: waiting until {until.isoformat()}", self.current())
+        self.record(FeedEvent.RATE_LIMITED, f"usage limit reached: waiting until {until.isoformat()}", self.current())
 
     def on_tasks_marked(self, ev: TasksMarked) -> str | None:
         self.s.task_status.update(ev.statuses)
@@ -688,7 +663,7 @@ class _Machine:
         s.awaiting = None
         if ev.exit_code == 0:
             s.verify_output = None
-            self.record("verify-passed", "verify passed")
+            self.record(FeedEvent.VERIFY_PASSED, "verify passed")
             self.to_merge()
         else:
             s.verify_output = ev.output_tail[-TAIL_CHARS:]
@@ -700,16 +675,16 @@ class _Machine:
         if s.awaiting != Awaiting.MERGE:
             return "no merge is running"
         s.awaiting = None
-        retry = Work(kind=WorkKind.MERGE, phase=Phase.MERGE, purpose=MERGE_REQUESTED)
-        if ev.outcome == "merged":
+        retry = Work(kind=WorkKind.MERGE, phase=Phase.MERGE, purpose=Purpose.REQUESTED)
+        if ev.outcome == MergeOutcome.MERGED:
             self.set_status(Status.COMPLETED)
             s.error = None
-            self.record("merged", f"merged specflow/{s.spec} into {s.config.orchestration.base_branch}")
-            self.record("completed", "completed")
-        elif ev.outcome == "conflict":
+            self.record(FeedEvent.MERGED, f"merged specflow/{s.spec} into {s.config.orchestration.base_branch}")
+            self.record(FeedEvent.COMPLETED, "completed")
+        elif ev.outcome == MergeOutcome.CONFLICT:
             files = ", ".join(ev.files[:10]) + (" …" if len(ev.files) > 10 else "")
             self.attention(f"merge conflict in {len(ev.files)} file(s): {files}", retry)
-        elif ev.outcome == "dirty":
+        elif ev.outcome == MergeOutcome.DIRTY:
             self.attention("the base branch's worktree has uncommitted changes; specflowd never touches them: "
                            f"commit or stash them, then recover --retry ({ev.detail})", retry)
         else:
@@ -718,27 +693,24 @@ class _Machine:
 
     def on_pause(self, ev: Pause) -> str | None:
         s = self.s
-        if s.status == Status.PAUSED and s.pause_reason == PauseReason.RATE_LIMIT:
+        if s.status == Status.PAUSED:
+            if s.pause_reason != PauseReason.RATE_LIMIT:
+                return f"cannot pause: the orchestration is {s.status.value}"
             s.pause_reason, s.waiting_until = PauseReason.USER, None
-            self.record("paused", "paused (was waiting for a usage limit)")
+            self.record(FeedEvent.PAUSED, "paused (was waiting for a usage limit)")
             return None
-        if s.status != Status.RUNNING:
-            return f"cannot pause: the orchestration is {s.status.value}"
         self.set_status(Status.PAUSED)
         s.pause_reason = PauseReason.USER
         if ev.stop_run:
             for run in live_runs(s):
                 self.stop(run, "paused")
         how = "stopping the running agent" if ev.stop_run else "the running step may finish"
-        self.record("paused", f"paused ({how})", self.current())
+        self.record(FeedEvent.PAUSED, f"paused ({how})", self.current())
         return None
 
     def on_resume(self, ev: Resume) -> str | None:
-        s = self.s
-        if s.status != Status.PAUSED:
-            return f"cannot resume: the orchestration is {s.status.value}"
         self.set_status(Status.RUNNING)
-        self.record("resumed", "resumed", self.current())
+        self.record(FeedEvent.RESUMED, "resumed", self.current())
         self.go_on()
         return None
 
@@ -751,8 +723,6 @@ class _Machine:
 
     def on_cancel(self, ev: Cancel) -> str | None:
         s = self.s
-        if s.status in TERMINAL:
-            return f"cannot cancel: the orchestration is already {s.status.value}"
         if s.awaiting == Awaiting.MERGE:
             return "cannot cancel while the merge runs: wait for it to finish"
         for run in live_runs(s):
@@ -762,28 +732,23 @@ class _Machine:
             self.out.append(StopVerify(reason="cancelled"))
         s.awaiting, s.next_work = None, None
         self.set_status(Status.CANCELLED)
-        self.record("cancelled", "cancelled (branch and worktree kept)", self.current())
+        self.record(FeedEvent.CANCELLED, "cancelled (branch and worktree kept)", self.current())
         return None
 
     def on_merge(self, ev: Merge) -> str | None:
-        s = self.s
-        if s.status != Status.WAITING_MERGE:
-            return f"cannot merge: the orchestration is {s.status.value}, not waiting for a merge"
         self.set_status(Status.RUNNING)
-        self.record("merge-requested", "merge requested")
+        self.record(FeedEvent.MERGE_REQUESTED, "merge requested")
         self.start_merge()
         return None
 
     def on_recover(self, ev: Recover) -> str | None:
         s = self.s
-        if s.status != Status.NEEDS_ATTENTION:
-            return f"nothing to recover: the orchestration is {s.status.value}"
-        if ev.choice == "abort":
+        if ev.choice == RecoverChoice.ABORT:
             self.set_status(Status.FAILED)
             s.next_work = None
-            self.record("failed", f"aborted: {s.error or 'no reason given'}", self.current())
+            self.record(FeedEvent.FAILED, f"aborted: {s.error or 'no reason given'}", self.current())
             return None
-        if ev.choice == "retry":
+        if ev.choice == RecoverChoice.RETRY:
             return self.retry()
         return self.skip()
 
@@ -794,16 +759,16 @@ class _Machine:
             b = s.batches[work.batch - 1]
             b.heal_attempts, b.followups, b.cost_at_retry, b.error = 0, 0, b.cost_usd, None
             b.status = BatchStatus.PENDING
-            work = work.model_copy(update={"purpose": "work", "fork": False, "resume_session": None})
+            work = work.model_copy(update={"purpose": Purpose.WORK, "fork": False, "resume_session": None})
         if work.kind == WorkKind.AGENT:
-            a = allowance(s, work.phase, work.batch, work.purpose == "heal")
+            a = allowance(s, work.phase, work.batch, work.purpose == Purpose.HEAL)
             if not a.covers:
                 return f"cannot retry: {describe_stop(s, a)}; skip or abort instead"
         if work.kind == WorkKind.VERIFY:
             s.verify_heal_attempts = 0
         self.set_status(Status.RUNNING)
         s.error = None
-        self.record("recovered", "recovered: retry", self.current())
+        self.record(FeedEvent.RECOVERED, "recovered: retry", self.current())
         self.go(work)
         return None
 
@@ -815,14 +780,14 @@ class _Machine:
         s.error = None
         s.next_work = None
         b = self.current()
-        self.record("recovered", "recovered: skip", b)
+        self.record(FeedEvent.RECOVERED, "recovered: skip", b)
         if s.phase == Phase.IMPLEMENT:
             if b is not None:
                 b.status = BatchStatus.SKIPPED
-                self.record("batch-skipped", f"batch {b.index}/{len(s.batches)} skipped", b)
+                self.record(FeedEvent.BATCH_SKIPPED, f"batch {b.index}/{len(s.batches)} skipped", b)
             self.next_batch()
         elif s.phase == Phase.VERIFY:
-            self.record("skipped", "verify skipped (recover skip)")
+            self.record(FeedEvent.SKIPPED, "verify skipped (recover skip)")
             self.to_merge()
         elif s.phase == Phase.ANALYZE:
             self.start_implement()
@@ -832,12 +797,12 @@ class _Machine:
 
     def on_rate_limit_reset(self, ev: RateLimitReset) -> str | None:
         s = self.s
-        if s.status != Status.PAUSED or s.pause_reason != PauseReason.RATE_LIMIT:
+        if s.pause_reason != PauseReason.RATE_LIMIT:
             return "not waiting for a usage limit"
         if s.waiting_until is not None and self.now < s.waiting_until:
             return f"too early: waiting until {s.waiting_until.isoformat()}"
         self.set_status(Status.RUNNING)
-        self.record("resumed", "resumed after the usage limit", self.current())
+        self.record(FeedEvent.RESUMED, "resumed after the usage limit", self.current())
         self.go_on()
         return None
 
@@ -855,7 +820,7 @@ class _Machine:
                     self.out.append(AdoptAgent(n=run.n, pid=run.pid, log_file=run.log_file))
                 notes.append(f"run {run.n} still running")
                 continue
-            run.ended_at, run.ok, run.error_type = self.now, False, "lost"
+            run.ended_at, run.ok, run.error_type = self.now, False, ErrorType.LOST
             run.error = "the agent process was gone after the daemon restarted"
             if s.status in (Status.RUNNING, Status.PAUSED):
                 how = f"resuming session {run.session_id}" if run.session_id else "running it again"
@@ -864,7 +829,7 @@ class _Machine:
         if s.status in TERMINAL:
             return None
         self.reissue()
-        self.record("restarted", "daemon restarted: " + ("; ".join(notes) or "nothing was running"),
+        self.record(FeedEvent.RESTARTED, "daemon restarted: " + ("; ".join(notes) or "nothing was running"),
                     self.current())
         if s.status == Status.RUNNING and not in_flight(s):
             if s.next_work is None:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from specflowd.core.config import Config, OrchestrationConfig
 from specflowd.core.state import Decision, OrchestrationState, RunConfig
+from specflowd.core.vocab import ErrorCode
 from specflowd.errors import UserError
 
 
@@ -20,7 +21,7 @@ def start(existing: Iterable[OrchestrationState], *, new_id: str, spec: str, pro
             if started_by(state) == request_id:
                 return state
             raise UserError(f"spec {spec} already has an active orchestration, {state.id} ({state.status}): "
-                            f"cancel it first (`specflowd cancel {state.id}`)", code="conflict", field="spec")
+                            f"cancel it first (`specflowd cancel {state.id}`)", code=ErrorCode.CONFLICT, field="spec")
     given = {key: getattr(overrides, key) for key in overrides.model_fields_set}
     run_config = RunConfig(orchestration=config.orchestration.model_copy(update=given), budget=config.budget,
                            agent=config.agent)

@@ -6,15 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from specflowd.core.machine import batch_label, remaining_tasks
-from specflowd.core.state import TERMINAL, OrchestrationState, Status
-from specflowd.core.tasklist import FINISHED
-
-FINISHED_VALUES = frozenset(s.value for s in FINISHED)
+from specflowd.core.state import OrchestrationState
+from specflowd.core.vocab import FINISHED, TERMINAL, BatchStatus, Status
 
 
 def summary(state: OrchestrationState, now: datetime) -> dict[str, Any]:
     """The facts `status` and `list` show, derived from the state alone."""
-    done = sum(1 for s in state.task_status.values() if s in FINISHED_VALUES)
+    done = sum(1 for s in state.task_status.values() if s in FINISHED)
     batch = next((b for b in state.batches if b.index == state.current_batch), None)
     remaining = remaining_tasks(state, batch) if batch else []
     end = state.updated_at if state.status in TERMINAL else now
@@ -26,7 +24,7 @@ def summary(state: OrchestrationState, now: datetime) -> dict[str, Any]:
         "status": state.status.value,
         "phase": state.phase.value,
         "batch": batch_label(state, batch) if batch else None,
-        "batches_done": sum(1 for b in state.batches if b.status.value in ("completed", "skipped")),
+        "batches_done": sum(1 for b in state.batches if b.status in (BatchStatus.COMPLETED, BatchStatus.SKIPPED)),
         "batches_total": len(state.batches),
         "tasks_done": done,
         "tasks_total": len(state.task_status),
@@ -71,7 +69,7 @@ def details(state: OrchestrationState, now: datetime) -> str:
         lines.append("")
         lines.append("  #  batch                          status      tasks    heals  cost")
         for b in state.batches:
-            done = sum(1 for t in b.task_ids if state.task_status.get(t) in FINISHED_VALUES)
+            done = sum(1 for t in b.task_ids if state.task_status.get(t) in FINISHED)
             lines.append(f"{b.index:>3}  {b.name[:30]:<30} {b.status.value:<11} {done:>3}/{len(b.task_ids):<4} "
                          f"{b.heal_attempts:>5}  ${b.cost_usd:.2f}")
     if state.decisions:

@@ -7,7 +7,8 @@ from itertools import compress
 
 from pydantic import BaseModel
 
-from specflowd.core.tasklist import FINISHED, Document, Status, counts
+from specflowd.core.tasklist import Document, counts
+from specflowd.core.vocab import FINISHED, TaskStatus
 
 PREAMBLE = "(before the first section)"
 
@@ -85,7 +86,7 @@ def make_plan(doc: Document, *, spec: str, file: str, batch_size: int = 15) -> P
         # model_construct: the planner builds these from parsed data; validating 5,000 ids
         # again would cost more than planning them.
         batches.append(Batch.model_construct(index=b + 1, name=name, task_ids=task_ids, incomplete=incomplete))
-    done = counts(doc)[Status.DONE.value]
+    done = counts(doc)[TaskStatus.DONE]
     return Plan.model_construct(spec=spec, file=file, tasks_total=n, tasks_done=done, used_fallback=used_fallback,
                 batches=batches, warnings=warnings)
 

@@ -1,5 +1,6 @@
-"""Agent prompts: one template per phase and for healing, shipped in the package and overridable
-per project by `.specflow/prompts/<name>.md`; rendering is a pure substitution.
+"""Agent prompts: one template per phase and for healing (shipped in the package, overridable per
+project by `.specflow/prompts/<name>.md`, both read by `repo/project.template`); rendering is a
+pure substitution.
 
 Templates use `string.Template` placeholders (`$spec`, `${tasks}`). Unknown placeholders and
 lone `$` signs are left as they are, so an override that names a value we do not have, or
@@ -9,14 +10,11 @@ contains shell snippets, still renders. The machine fills the values it knows
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
 from string import Template
 
 from pydantic import BaseModel
 
 NAMES = ("design", "analyze", "implement", "followup", "heal")
-OVERRIDE_DIR = ".specflow/prompts"  # relative to the project root: <name>.md replaces the template
 
 
 class PromptRequest(BaseModel):
@@ -24,13 +22,6 @@ class PromptRequest(BaseModel):
 
     template: str
     values: dict[str, str]
-
-
-@cache
-def default_template(name: str) -> str:
-    if name not in NAMES:
-        raise ValueError(f"no prompt template {name!r} (templates: {', '.join(NAMES)})")
-    return resources.files("specflowd").joinpath("templates", "prompts", f"{name}.md").read_text(encoding="utf-8")
 
 
 def paths(spec: str, docs_worktree: str, task_file: str | None) -> dict[str, str]:
@@ -45,9 +36,8 @@ def paths(spec: str, docs_worktree: str, task_file: str | None) -> dict[str, str
     }
 
 
-def render(request: PromptRequest, *, docs_worktree: str, template: str | None = None) -> str:
-    """The prompt text: `template` (a project's override) or the shipped one, filled in."""
-    text = template if template is not None else default_template(request.template)
+def render(request: PromptRequest, template: str, *, docs_worktree: str) -> str:
+    """The prompt text: `template` filled in with the request's values and the documents' paths."""
     values = paths(request.values.get("spec", ""), docs_worktree, request.values.get("task_file") or None)
     values.update(request.values)
-    return Template(text).safe_substitute(values)
+    return Template(template).safe_substitute(values)

@@ -23,10 +23,10 @@ from pydantic import (
 
 from specflowd.core import ids
 from specflowd.core.config import OrchestrationConfig
+from specflowd.core.state import OrchestrationState
+from specflowd.core.vocab import ErrorCode, RecoverChoice, RequestAction, TaskStatus
 
 MAX_BYTES = 64 * 1024
-ERROR_CODES = ("invalid_json", "invalid_toml", "unknown_action", "invalid_field", "too_large", "not_regular_file",
-               "wrong_owner", "unknown_spec", "unknown_task", "unknown_orchestration", "conflict", "internal")
 
 SpecId = Annotated[str, AfterValidator(ids.check_spec_id)]
 OrchestrationId = Annotated[str, AfterValidator(ids.check_orchestration_id)]
@@ -41,29 +41,29 @@ class _Request(BaseModel):
 
 
 class StartRequest(_Request):
-    action: Literal["start"]
+    action: Literal[RequestAction.START]
     spec: SpecId
     # Only the keys given override the project's [orchestration]: see `model_fields_set`.
     config: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
 
 
 class OrchestrationRequest(_Request):
-    action: Literal["pause", "resume", "cancel", "merge"]
+    action: Literal[RequestAction.PAUSE, RequestAction.RESUME, RequestAction.CANCEL, RequestAction.MERGE]
     orchestration: OrchestrationId
 
 
 class RecoverRequest(_Request):
-    action: Literal["recover"]
+    action: Literal[RequestAction.RECOVER]
     orchestration: OrchestrationId
-    choice: Literal["retry", "skip", "abort"]
+    choice: RecoverChoice
 
 
 class MarkRequest(_Request):
-    action: Literal["mark"]
+    action: Literal[RequestAction.MARK]
     spec: SpecId | None = None
     task: TaskRef | None = None
     tasks: list[TaskRef] | None = Field(None, min_length=1, max_length=1000)
-    status: Literal["pending", "in_progress", "done", "blocked", "skipped"]
+    status: TaskStatus
     reason: Annotated[str, Field(max_length=500)] | None = None
     evidence: CommitId | None = None
 
@@ -71,7 +71,7 @@ class MarkRequest(_Request):
     def _one_way_to_name_tasks(self) -> MarkRequest:
         if (self.task is None) == (self.tasks is None):
             raise ValueError("give either `task` or `tasks`")
-        if self.reason is not None and self.status != "blocked":
+        if self.reason is not None and self.status != TaskStatus.BLOCKED:
             raise ValueError("`reason` goes with status blocked only")
         return self
 
@@ -83,11 +83,11 @@ class MarkRequest(_Request):
 Request = Annotated[StartRequest | OrchestrationRequest | RecoverRequest | MarkRequest,
                     Field(discriminator="action")]
 SUBFOLDERS = frozenset({"tmp", "done", "failed"})
-ACTIONS = ("start", "pause", "resume", "cancel", "merge", "recover", "mark")
+ACTIONS = tuple(RequestAction)
 
 
 class ErrorBody(BaseModel):
-    code: Literal[ERROR_CODES]  # type: ignore[valid-type]
+    code: ErrorCode
     message: str
     field: str | None = None
 
@@ -140,39 +140,39 @@ def fallback_id(name: str) -> str:
         return f"{safe or 'request'}-{digest}"
 
 
-def parse_request(raw: bytes | None, facts: FileFacts, uid: int) -> tuple[str, Any]:
+def parse_request(raw: bytes | None, facts: FileFacts, uid: int) -> tuple[str, Request | ErrorBody]:
     """The answer id, and the validated request or the ErrorBody it is refused with.
     `raw` is None when the file was not read (not regular, too large)."""
     rid = fallback_id(facts.name)
     if not facts.regular:
-        return rid, ErrorBody(code="not_regular_file",
+        return rid, ErrorBody(code=ErrorCode.NOT_REGULAR_FILE,
                               message=f"{facts.name} is not a regular file (a symlink, folder or device); "
                               "write requests as plain files")
     if facts.uid != uid:
-        return rid, ErrorBody(code="wrong_owner", message=f"{facts.name} is owned by uid {facts.uid}, not by the "
+        return rid, ErrorBody(code=ErrorCode.WRONG_OWNER, message=f"{facts.name} is owned by uid {facts.uid}, not by the "
                               f"daemon's user (uid {uid}); only that user's requests are read")
     if raw is None or len(raw) > MAX_BYTES:
-        return rid, ErrorBody(code="too_large", message=f"{facts.name} is {facts.size} bytes; a request may be "
+        return rid, ErrorBody(code=ErrorCode.TOO_LARGE, message=f"{facts.name} is {facts.size} bytes; a request may be "
                               f"at most {MAX_BYTES} bytes")
     is_toml = facts.name.endswith(".toml")
     data, problem = _decode(raw, is_toml)
     if problem is not None:
-        return rid, ErrorBody(code="invalid_toml" if is_toml else "invalid_json",
+        return rid, ErrorBody(code=ErrorCode.INVALID_TOML if is_toml else "invalid_json",
                               message=f"{facts.name}: {problem}")
     if "id" in data:
         try:
             rid = ids.check_request_id(data["id"])
         except ValueError as e:
-            return rid, ErrorBody(code="invalid_field", message=str(e), field="id")
+            return rid, ErrorBody(code=ErrorCode.INVALID_FIELD, message=str(e), field="id")
     action = data.get("action")
     if action is None:
-        return rid, ErrorBody(code="invalid_field", field="action",
+        return rid, ErrorBody(code=ErrorCode.INVALID_FIELD, field="action",
                               message=f"no `action`: say what to do ({', '.join(ACTIONS)})")
     if action not in ACTIONS:
-        return rid, ErrorBody(code="unknown_action", field="action",
+        return rid, ErrorBody(code=ErrorCode.UNKNOWN_ACTION, field="action",
                               message=f"unknown action {action!r}: expected one of {', '.join(ACTIONS)}")
     try:
-        return rid, _adapter().validate_python(data)
+        return rid, REQUEST.validate_python(data)
     except ValidationError as e:
         return rid, _field_error(e)
 
@@ -203,17 +203,11 @@ def _field_error(e: ValidationError) -> ErrorBody:
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown field"
-    return ErrorBody(code="invalid_field", field=field, message=f"{field}: {msg}" if field else msg)
+    return ErrorBody(code=ErrorCode.INVALID_FIELD, field=field, message=f"{field}: {msg}" if field else msg)
 
 
-_ADAPTER: TypeAdapter | None = None
-
-
-def _adapter() -> TypeAdapter:
-    global _ADAPTER
-    if _ADAPTER is None:
-        _ADAPTER = TypeAdapter(Request)
-    return _ADAPTER
+REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
+RESPONSE: TypeAdapter[Response] = TypeAdapter(Response)
 
 
 def ok_response(rid: str, action: str, result: dict[str, Any], at: datetime) -> dict[str, Any]:
@@ -226,10 +220,5 @@ def error_response(rid: str, error: ErrorBody, at: datetime) -> dict[str, Any]:
 
 def schemas() -> dict[str, Any]:
     """The JSON Schemas of requests, responses and the orchestration state file."""
-    from specflowd.core.state import OrchestrationState
-
-    return {
-        "request": TypeAdapter(Request).json_schema(),
-        "response": TypeAdapter(Response).json_schema(),
-        "state": OrchestrationState.model_json_schema(),
-    }
+    return {"request": REQUEST.json_schema(), "response": RESPONSE.json_schema(),
+            "state": OrchestrationState.model_json_schema()}

@@ -13,37 +13,38 @@ import re
 from datetime import datetime
 from typing import Any
 
-from specflowd.core.state import BatchState, BatchStatus, Decision, OrchestrationState, Phase, Status
+from specflowd.core.state import BatchState, Decision, OrchestrationState
+from specflowd.core.vocab import BatchStatus, FeedEvent, Phase, Status, TaskStatus
 
 BATCH_RE = re.compile(r"^(\d+)/(\d+) ?(.*)$")
 SUBJECT_RE = re.compile(r"^orchestration [0-9a-f]+: (.*)$")
 WAITING_RE = re.compile(r"waiting until (\S+)$")
 
-STATUS_AFTER: dict[str, Status] = {
-    **dict.fromkeys(("started", "resumed", "recovered", "merge-requested", "batch-started", "heal-started",
-                     "followup-started"), Status.RUNNING),
-    "paused": Status.PAUSED,
-    "rate-limited": Status.PAUSED,
-    "waiting-merge": Status.WAITING_MERGE,
-    "needs-attention": Status.NEEDS_ATTENTION,
-    "budget-stopped": Status.NEEDS_ATTENTION,
-    "completed": Status.COMPLETED,
-    "failed": Status.FAILED,
-    "cancelled": Status.CANCELLED,
+STATUS_AFTER: dict[FeedEvent, Status] = {
+    **dict.fromkeys((FeedEvent.STARTED, FeedEvent.RESUMED, FeedEvent.RECOVERED, FeedEvent.MERGE_REQUESTED, FeedEvent.BATCH_STARTED, FeedEvent.HEAL_STARTED,
+                     FeedEvent.FOLLOWUP_STARTED), Status.RUNNING),
+    FeedEvent.PAUSED: Status.PAUSED,
+    FeedEvent.RATE_LIMITED: Status.PAUSED,
+    FeedEvent.WAITING_MERGE: Status.WAITING_MERGE,
+    FeedEvent.NEEDS_ATTENTION: Status.NEEDS_ATTENTION,
+    FeedEvent.BUDGET_STOPPED: Status.NEEDS_ATTENTION,
+    FeedEvent.COMPLETED: Status.COMPLETED,
+    FeedEvent.FAILED: Status.FAILED,
+    FeedEvent.CANCELLED: Status.CANCELLED,
 }
-PHASE_OF: dict[str, Phase] = {
-    **dict.fromkeys(("batch-started", "batch-completed", "batch-failed", "batch-skipped", "followup-started"),
+PHASE_OF: dict[FeedEvent, Phase] = {
+    **dict.fromkeys((FeedEvent.BATCH_STARTED, FeedEvent.BATCH_COMPLETED, FeedEvent.BATCH_FAILED, FeedEvent.BATCH_SKIPPED, FeedEvent.FOLLOWUP_STARTED),
                     Phase.IMPLEMENT),
-    **dict.fromkeys(("verify-passed", "verify-failed"), Phase.VERIFY),
-    **dict.fromkeys(("waiting-merge", "merge-requested", "merged"), Phase.MERGE),
+    **dict.fromkeys((FeedEvent.VERIFY_PASSED, FeedEvent.VERIFY_FAILED), Phase.VERIFY),
+    **dict.fromkeys((FeedEvent.WAITING_MERGE, FeedEvent.MERGE_REQUESTED, FeedEvent.MERGED), Phase.MERGE),
 }
-BATCH_STATUS_AFTER: dict[str, BatchStatus] = {
-    "batch-started": BatchStatus.RUNNING,
-    "followup-started": BatchStatus.RUNNING,
-    "heal-started": BatchStatus.HEALING,
-    "batch-completed": BatchStatus.COMPLETED,
-    "batch-failed": BatchStatus.FAILED,
-    "batch-skipped": BatchStatus.SKIPPED,
+BATCH_STATUS_AFTER: dict[FeedEvent, BatchStatus] = {
+    FeedEvent.BATCH_STARTED: BatchStatus.RUNNING,
+    FeedEvent.FOLLOWUP_STARTED: BatchStatus.RUNNING,
+    FeedEvent.HEAL_STARTED: BatchStatus.HEALING,
+    FeedEvent.BATCH_COMPLETED: BatchStatus.COMPLETED,
+    FeedEvent.BATCH_FAILED: BatchStatus.FAILED,
+    FeedEvent.BATCH_SKIPPED: BatchStatus.SKIPPED,
 }
 
 
@@ -72,7 +73,9 @@ def _apply(s: OrchestrationState, e: dict[str, Any]) -> None:
         s.total_cost_usd = max(s.total_cost_usd, float(e["cost_usd"]))
     b = _batch(s, e.get("batch"))
     for t in e.get("tasks") or ():
-        s.task_status[t["task"]] = t["status"]
+        if t["status"] not in TaskStatus.__members__.values():
+            continue  # a trailer written by hand, or by a later version: not a status we know
+        s.task_status[t["task"]] = TaskStatus(t["status"])
         if b is not None and t["task"] not in b.task_ids:
             b.task_ids.append(t["task"])
     if not event:
@@ -80,18 +83,18 @@ def _apply(s: OrchestrationState, e: dict[str, Any]) -> None:
     m = SUBJECT_RE.match(e.get("subject") or "")
     what = m.group(1) if m else (e.get("subject") or event)
     s.decisions.append(Decision(at=_time(e), decision=what, reason=event))
-    if event == "phase" and what.startswith("phase "):
+    if event == FeedEvent.PHASE and what.startswith("phase "):
         s.phase = Phase(what.removeprefix("phase "))
     elif event in PHASE_OF:
         s.phase = PHASE_OF[event]
     if event in STATUS_AFTER:
         s.status = STATUS_AFTER[event]
         s.error = what.removeprefix("needs attention: ") if s.status == Status.NEEDS_ATTENTION else None
-        waiting = WAITING_RE.search(what) if event == "rate-limited" else None
+        waiting = WAITING_RE.search(what) if event == FeedEvent.RATE_LIMITED else None
         s.waiting_until = datetime.fromisoformat(waiting.group(1)) if waiting else None
     if b is not None and event in BATCH_STATUS_AFTER:
         b.status = BATCH_STATUS_AFTER[event]
-        b.heal_attempts += event == "heal-started"
+        b.heal_attempts += event == FeedEvent.HEAL_STARTED
         s.current_batch = b.index
 
 

@@ -3,73 +3,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from specflowd.core.config import AgentConfig, BudgetConfig, OrchestrationConfig
+from specflowd.core.vocab import (
+    ACTIVE,
+    Awaiting,
+    BatchStatus,
+    ErrorType,
+    PauseReason,
+    Phase,
+    Purpose,
+    Status,
+    TaskStatus,
+    WorkKind,
+)
 
 SCHEMA_VERSION = 1
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Phase(StrEnum):
-    DESIGN = "design"
-    ANALYZE = "analyze"
-    IMPLEMENT = "implement"
-    VERIFY = "verify"
-    MERGE = "merge"
-
-
-PHASES: tuple[Phase, ...] = tuple(Phase)
-
-
-class Status(StrEnum):
-    RUNNING = "running"
-    PAUSED = "paused"
-    WAITING_MERGE = "waiting_merge"
-    NEEDS_ATTENTION = "needs_attention"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-ACTIVE = frozenset({Status.RUNNING, Status.PAUSED, Status.WAITING_MERGE, Status.NEEDS_ATTENTION})
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
-
-
-class BatchStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    HEALING = "healing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-class Awaiting(StrEnum):
-    """A step the shell runs for the machine, other than an agent: it answers with an event."""
-
-    PLAN = "plan"  # re-read the task list -> PlanReady
-    VERIFY = "verify"  # run verify_command -> VerifyFinished
-    MERGE = "merge"  # merge the work branch -> MergeFinished
-
-
-class PauseReason(StrEnum):
-    USER = "user"
-    RATE_LIMIT = "rate_limit"  # waiting_until says when it goes on by itself
-    BETWEEN_BATCHES = "between_batches"
-
-
-class WorkKind(StrEnum):
-    AGENT = "agent"
-    VERIFY = "verify"
-    MERGE = "merge"
-    PLAN = "plan"
 
 
 class Model(BaseModel):
@@ -83,7 +35,7 @@ class Work(Model):
     kind: WorkKind
     phase: Phase
     batch: int | None = None
-    purpose: str = "work"  # for agent work: work | followup | heal | design | analyze
+    purpose: Purpose = Purpose.WORK
     resume_session: str | None = None  # resume (or, with fork, fork) this agent session
     fork: bool = False
     after_run: int | None = None  # the run whose failure a heal (or follow-up) answers
@@ -96,7 +48,7 @@ class AgentRun(Model):
     n: int  # 1-based run number within the orchestration; names its log file
     phase: Phase
     batch: int | None = None  # batch index (1-based) for implement runs
-    purpose: str = "work"  # work | followup | heal | design | analyze
+    purpose: Purpose = Purpose.WORK
     session_id: str | None = None
     resumed_from: str | None = None  # the session this run resumed or forked
     pid: int | None = None
@@ -106,7 +58,7 @@ class AgentRun(Model):
     ended_at: datetime | None = None
     exit_code: int | None = None
     ok: bool | None = None
-    error_type: str | None = None
+    error_type: ErrorType | None = None
     error: str | None = None
     cost_usd: float = 0.0
     turns: int | None = None
@@ -130,7 +82,7 @@ class BatchState(Model):
 
 
 class Decision(Model):
-    at: datetime = Field(default_factory=utcnow)
+    at: datetime
     decision: str
     reason: str
 
@@ -159,12 +111,12 @@ class OrchestrationState(Model):
     healing_cost_usd: float = 0.0
     error: str | None = None
     waiting_until: datetime | None = None  # a usage limit's reset, while paused for it
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
+    updated_at: datetime
     started_at: datetime | None = None  # set by the machine's Start event
     task_file: str | None = None  # the task list, relative to the design-docs worktree
     design_prompt: str = ""  # what the design phase is asked to write the spec from
-    task_status: dict[str, str] = Field(default_factory=dict)  # task id -> progress.Status value
+    task_status: dict[str, TaskStatus] = Field(default_factory=dict)
     awaiting: Awaiting | None = None
     pause_reason: PauseReason | None = None
     next_work: Work | None = None

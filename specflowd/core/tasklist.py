@@ -13,9 +13,10 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from itertools import compress
 from typing import NamedTuple
+
+from specflowd.core.vocab import FINISHED, ErrorCode, TaskStatus
 
 TASK_RE = re.compile(rb"^(\s*)([-*+]) \[([ xX~bB-])\] (.*)$", re.DOTALL)
 # The contract's TASK_RE, tried at every line in one C-level split of "\n" + data at its line
@@ -47,39 +48,29 @@ BLOCKED_TEXT_RE = re.compile(r" ?\(blocked: ((?:(?!\(blocked: ).)*)\)\s*$", re.A
 TAB_WIDTH = 4
 
 
-class Status(StrEnum):
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    DONE = "done"
-    BLOCKED = "blocked"
-    SKIPPED = "skipped"
-
-
-BOX_STATUS: dict[bytes, Status] = {
-    b" ": Status.PENDING,
-    b"~": Status.IN_PROGRESS,
-    b"x": Status.DONE,
-    b"X": Status.DONE,
-    b"b": Status.BLOCKED,
-    b"B": Status.BLOCKED,
-    b"-": Status.SKIPPED,
+BOX_STATUS: dict[bytes, TaskStatus] = {
+    b" ": TaskStatus.PENDING,
+    b"~": TaskStatus.IN_PROGRESS,
+    b"x": TaskStatus.DONE,
+    b"X": TaskStatus.DONE,
+    b"b": TaskStatus.BLOCKED,
+    b"B": TaskStatus.BLOCKED,
+    b"-": TaskStatus.SKIPPED,
 }
-STATUS_BOX: dict[Status, bytes] = {
-    Status.PENDING: b" ",
-    Status.IN_PROGRESS: b"~",
-    Status.DONE: b"x",
-    Status.BLOCKED: b"b",
-    Status.SKIPPED: b"-",
+STATUS_BOX: dict[TaskStatus, bytes] = {
+    TaskStatus.PENDING: b" ",
+    TaskStatus.IN_PROGRESS: b"~",
+    TaskStatus.DONE: b"x",
+    TaskStatus.BLOCKED: b"b",
+    TaskStatus.SKIPPED: b"-",
 }
-# Finished tasks need no more work: they close a parent and they leave a batch.
-FINISHED = frozenset({Status.DONE, Status.SKIPPED})
 _UNFINISHED_BOXES = frozenset(box for box, status in BOX_STATUS.items() if status not in FINISHED)
 
 
 class TaskListError(ValueError):
     """A request about a task list that cannot be honoured (unknown or ambiguous task)."""
 
-    def __init__(self, message: str, *, code: str = "unknown_task") -> None:
+    def __init__(self, message: str, *, code: ErrorCode = ErrorCode.UNKNOWN_TASK) -> None:
         super().__init__(message)
         self.code = code
 
@@ -91,7 +82,7 @@ class Task(NamedTuple):
     end_line: int  # last line of the task and its nested children
     indent: int
     box: str
-    status: Status
+    status: TaskStatus
     description: str  # everything after the box, decoded for display
     section: str | None  # the `## ` heading above it; None above the first one
     section_index: int  # 0 above the first `## `, then 1, 2, ...
@@ -103,19 +94,19 @@ class Task(NamedTuple):
     @property
     def title(self) -> str:
         """The description without id, tags, dependencies and blocked reason."""
-        return _details(self.description, self.status is Status.BLOCKED)[0]
+        return _details(self.description, self.status is TaskStatus.BLOCKED)[0]
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return _details(self.description, self.status is Status.BLOCKED)[1]
+        return _details(self.description, self.status is TaskStatus.BLOCKED)[1]
 
     @property
     def depends(self) -> tuple[str, ...]:
-        return tuple(d for d in _details(self.description, self.status is Status.BLOCKED)[2] if d != self.id)
+        return tuple(d for d in _details(self.description, self.status is TaskStatus.BLOCKED)[2] if d != self.id)
 
     @property
     def blocked_reason(self) -> str | None:
-        return _details(self.description, self.status is Status.BLOCKED)[3]
+        return _details(self.description, self.status is TaskStatus.BLOCKED)[3]
 
     @property
     def finished(self) -> bool:
@@ -171,7 +162,7 @@ class Document:
     def to_bytes(self) -> bytes:
         return self._data if self._data is not None else b"".join(self.lines)
 
-    def statuses(self) -> list[Status]:
+    def statuses(self) -> list[TaskStatus]:
         return list(map(BOX_STATUS.__getitem__, self._boxes))
 
     def ids(self) -> list[str]:
@@ -187,7 +178,7 @@ class Document:
         """For each task, whether it still needs work (a loop in C: plans read 5,000 of these)."""
         return list(map(_UNFINISHED_BOXES.__contains__, self._boxes))
 
-    def status(self, index: int) -> Status:
+    def status(self, index: int) -> TaskStatus:
         return BOX_STATUS[self._boxes[index]]
 
     def id(self, index: int) -> str:
@@ -250,7 +241,7 @@ class Document:
         key = key if key in found.by_id else key.upper()
         if key in found.repeated:
             where = ", ".join(f"line {found.at[i] + 1}" for i in found.repeated[key])
-            raise TaskListError(f"task id {key} is ambiguous: it appears at {where}; use #N", code="conflict")
+            raise TaskListError(f"task id {key} is ambiguous: it appears at {where}; use #N", code=ErrorCode.CONFLICT)
         if key in found.by_id:
             return found.by_id[key]
         raise TaskListError(f"no task {task_id.strip()!r} in this task list")
@@ -502,7 +493,7 @@ class Mark:
     """A request to set one task's status (a reason only for blocked)."""
 
     task: str
-    status: Status
+    status: TaskStatus
     reason: str | None = None
 
 
@@ -512,8 +503,8 @@ class Change:
 
     id: str
     title: str
-    old: Status
-    new: Status
+    old: TaskStatus
+    new: TaskStatus
     derived: bool = False
     reason: str | None = None  # the blocked reason, when the new status is blocked
 
@@ -555,7 +546,7 @@ def _rewrite_line(raw: bytes, box: bytes, reason: str | None) -> bytes:
 def set_box(doc: Document, index: int, box: str, reason: str | None = None) -> Document:
     """A new document with task `index` given exactly this box character (and blocked reason)."""
     line = doc._found.at[index]
-    if BOX_STATUS[box.encode()] is not Status.BLOCKED:
+    if BOX_STATUS[box.encode()] is not TaskStatus.BLOCKED:
         reason = None
     new_line = _rewrite_line(doc.lines[line], box.encode(), reason)
     if new_line == doc.lines[line]:
@@ -563,7 +554,7 @@ def set_box(doc: Document, index: int, box: str, reason: str | None = None) -> D
     return doc.with_line(index, new_line)
 
 
-def _box_for(task: Task, status: Status) -> str:
+def _box_for(task: Task, status: TaskStatus) -> str:
     # Marking a task with the status it has keeps its spelling: `[X]` stays `[X]`.
     return task.box if task.status is status else STATUS_BOX[status].decode()
 
@@ -575,7 +566,7 @@ def apply_marks(doc: Document, marks: list[Mark]) -> tuple[Document, list[Change
     before = doc
     for index, mark in targets:
         current = doc.task(index)
-        reason = clean_reason(mark.reason or "") if mark.status is Status.BLOCKED else None
+        reason = clean_reason(mark.reason or "") if mark.status is TaskStatus.BLOCKED else None
         if current.status is mark.status and reason == current.blocked_reason:
             continue
         doc = set_box(doc, index, _box_for(current, mark.status), reason)
@@ -601,12 +592,12 @@ def _follow_parents(doc: Document, touched: set[int]) -> tuple[Document, set[int
         p = queue.pop(0)
         parent = doc.task(p)
         statuses = [doc.status(c) for c in parent.children]
-        all_finished = all(st in FINISHED for st in statuses) and Status.DONE in statuses
+        all_finished = all(st in FINISHED for st in statuses) and TaskStatus.DONE in statuses
         new_status = None
-        if all_finished and parent.status is not Status.DONE:
-            new_status = Status.DONE
-        elif not all_finished and parent.status is Status.DONE:
-            new_status = Status.PENDING
+        if all_finished and parent.status is not TaskStatus.DONE:
+            new_status = TaskStatus.DONE
+        elif not all_finished and parent.status is TaskStatus.DONE:
+            new_status = TaskStatus.PENDING
         if new_status is not None:
             doc = set_box(doc, p, STATUS_BOX[new_status].decode())
             changed.add(p)
@@ -618,7 +609,7 @@ def _follow_parents(doc: Document, touched: set[int]) -> tuple[Document, set[int
 
 def counts(doc: Document) -> dict[str, int]:
     """How many tasks have each status (all statuses present, zero when none)."""
-    out = {s.value: 0 for s in Status}
+    out = {s.value: 0 for s in TaskStatus}
     for box, n in Counter(doc._boxes).items():
         out[BOX_STATUS[box].value] += n
     return out

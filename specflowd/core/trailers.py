@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from specflowd.core.vocab import FeedEvent, MarkSource
+
 if TYPE_CHECKING:  # only a type here: `specflowd log` should not pay for importing the parser
     from specflowd.core.tasklist import Change
 
@@ -23,7 +25,7 @@ def _trailer_block(pairs: Iterable[tuple[str, str | None]]) -> str:
 
 
 def mark_message(spec: str, changes: list[Change], *, orchestration: str | None = None,
-                 batch: str | None = None, evidence: str | None = None, source: str | None = None) -> str:
+                 batch: str | None = None, evidence: str | None = None, source: MarkSource | None = None) -> str:
     """`T012 done: Title` + trailers. Several tasks share one commit (a parent follows its child,
     or a request names several): one Specflow-Task per task and a Status for each, in order."""
     first = changes[0]
@@ -46,7 +48,13 @@ def mark_message(spec: str, changes: list[Change], *, orchestration: str | None 
     return f"{one_line(subject)}\n\n{_trailer_block(pairs)}\n"
 
 
-def event_message(subject: str, event: str, trailers: dict[str, str | None]) -> str:
+def edit_message(spec: str, file: str) -> str:
+    """A person's edit of a task list that changed no task's status."""
+    pairs: list[tuple[str, str | None]] = [("Spec", spec), ("Source", MarkSource.HAND_EDIT)]
+    return f"{spec}: edit {one_line(file)}\n\n{_trailer_block(pairs)}\n"
+
+
+def event_message(subject: str, event: FeedEvent, trailers: dict[str, str]) -> str:
     pairs = [("Event", event), *trailers.items()]
     return f"{one_line(subject)}\n\n{_trailer_block(pairs)}\n"
 

@@ -1,5 +1,6 @@
 """A person's edits of task lists in the design-docs worktree: wait until they settle, then commit
-them with a trailer per changed status (`marks.commit_hand_edits`), so the feed stays complete."""
+them with a trailer per changed status (`marks.commit_hand_edits`), so the feed stays complete.
+A debouncer per spec, owned by the loop thread."""
 
 from __future__ import annotations
 
@@ -26,14 +27,12 @@ class Settled:
 
 
 class HandEdits:
-    """Debounce per spec; owned by the loop thread. `later(delay, event)` schedules a loop timer."""
+    """Debounce per spec. `later(delay, event)` schedules a loop timer."""
 
     def __init__(self, root: Path, docs: DesignDocs, later: Callable[[float, object], None]) -> None:
         self.root = root
         self.docs = docs
         self.later = later
-        # Told of every committed hand edit, so a running orchestration sees the new statuses.
-        self.on_commit: Callable[[str], None] = lambda spec: None
         self._quiet_at: dict[str, float] = {}  # spec -> when it counts as settled
 
     def touched(self, spec: str) -> None:
@@ -42,20 +41,21 @@ class HandEdits:
         if first:
             self.later(SETTLE_S, Settled(self.root, spec))
 
-    def settled(self, spec: str) -> None:
+    def settled(self, spec: str) -> str | None:
+        """Commit the spec's edit if it has settled; the commit made, if any."""
         quiet_at = self._quiet_at.get(spec)
         if quiet_at is None:
-            return
+            return None
         left = quiet_at - time.monotonic()
         if left > 0:  # written to again since: wait for the rest of the quiet time
             self.later(left, Settled(self.root, spec))
-            return
+            return None
         del self._quiet_at[spec]
         try:
             commit = commit_hand_edits(self.docs, spec)
         except UserError as e:
             log.warning("%s: hand edit not committed: %s", spec, e.message)
-            return
+            return None
         if commit:
             log.info("%s: committed hand edit as %s", spec, commit[:10])
-            self.on_commit(spec)
+        return commit

@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from specflowd import fsio
 from specflowd.core.protocol import MAX_BYTES, FileFacts, is_request_name
 
 
@@ -81,10 +82,10 @@ class Inbox:
         rename-away can hold up a watcher's events for 0.5 s; arriving from elsewhere it is one event.
         Not fsynced: the order of the writes is what makes a killed daemon safe, and two fsyncs would
         be most of a refused request's latency (state files, which matter more, are fsynced)."""
-        tmp = self.responses / ".tmp" / f"{rid}.json"
-        tmp.parent.mkdir(exist_ok=True)
-        tmp.write_bytes(json.dumps(response, indent=2).encode() + b"\n")
-        os.rename(tmp, self.answer_path(rid))
+        tmp = self.responses / ".tmp"
+        tmp.mkdir(exist_ok=True)
+        fsio.atomic_write(self.answer_path(rid), json.dumps(response, indent=2).encode() + b"\n", fsync=False,
+                          tmp_dir=tmp)
 
     def file_away(self, name: str, ok: bool) -> Path:
         """Move the request to done/ or failed/, keeping an earlier request of the same name there.

@@ -9,17 +9,17 @@ import logging
 import queue
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger("specflowd.loop")
-Handler = Callable[[Any], None]
+E = TypeVar("E")
 
 
 class Loop:
     def __init__(self) -> None:
         # SimpleQueue.put is reentrant: safe from signal handlers and from any thread.
         self._events: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._handlers: dict[type, Handler] = {}
+        self._handlers: dict[type, Callable[[Any], None]] = {}
         self._timers: list[tuple[float, int, object, float | None]] = []
         self._seq = itertools.count()
         self.stopping = False
@@ -28,7 +28,7 @@ class Loop:
         """Deliver `event` to the loop thread; callable from any thread or a signal handler."""
         self._events.put(event)
 
-    def on(self, kind: type, handler: Handler) -> None:
+    def on(self, kind: type[E], handler: Callable[[E], None]) -> None:
         """Call `handler(event)` in the loop thread for every event of type `kind`."""
         self._handlers[kind] = handler
 

@@ -10,17 +10,22 @@ import signal
 import sys
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from specflowd.agents.pool import Pool
+from specflowd.agents.supervisor import Supervisor
 from specflowd.core import protocol
-from specflowd.core.state import utcnow
-from specflowd.daemon import pidlock, statefile
-from specflowd.daemon import requests as actions
+from specflowd.core.protocol import ErrorBody, Request
+from specflowd.core.vocab import ErrorCode
+from specflowd.daemon import pidlock, requests, statefile
 from specflowd.daemon.handedits import HandEdits, Settled
 from specflowd.daemon.inbox import Inbox
 from specflowd.daemon.loop import Loop
 from specflowd.daemon.notify import Notifier
+from specflowd.daemon.runner import Runner
+from specflowd.daemon.site import Site
 from specflowd.daemon.watch import (
     INBOX_EVENTS,
     TASK_LIST_EVENTS,
@@ -35,6 +40,7 @@ from specflowd.daemon.watch import (
 from specflowd.errors import UserError
 from specflowd.repo.designdocs import DesignDocs
 from specflowd.repo.project import Project, locate
+from specflowd.repo.settings import listed_projects, load_config
 
 # Errors that are the disk's, not the request's: the request waits for space.
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -52,18 +58,17 @@ class Reload:
     """SIGHUP: read the configuration again."""
 
 
-class Site:
-    """One served project: its runtime state, inbox, hand-edit debouncer and daemon lock."""
-
-    def __init__(self, project: Project, loop: Loop) -> None:
-        self.lock_fd = pidlock.acquire(project.specflow_dir)
-        self.served = actions.Served(project, DesignDocs(project), statefile.load_all(project.workflows))
-        self.inbox = Inbox(project.requests, project.responses)
-        self.hand = HandEdits(project.root, self.served.docs, loop.later)
-        self.docs_watch: tuple[Any, tuple[int, int]] | None = None  # the worktree's watch, and its folder
-
-    def close(self) -> None:
-        os.close(self.lock_fd)
+def open_site(project: Project, loop: Loop) -> Site:
+    """Take the project's daemon lock and load what the daemon keeps for it."""
+    lock_fd = pidlock.acquire(project)
+    try:
+        docs = DesignDocs(project)
+        return Site(project=project, config=load_config(project), docs=docs,
+                    inbox=Inbox(project.requests, project.responses), hand=HandEdits(project.root, docs, loop.later),
+                    lock_fd=lock_fd, states=statefile.load_all(project))
+    except BaseException:
+        os.close(lock_fd)
+        raise
 
 
 class Daemon:
@@ -76,29 +81,20 @@ class Daemon:
         self.sites: dict[Path, Site] = {}
         try:
             for project in projects:
-                self.sites[project.root] = Site(project, self.loop)
+                self.sites[project.root] = open_site(project, self.loop)
         except BaseException:
             self._release()
             raise
         self.observer = make_observer(observer, self.post)
-        from specflowd.agents.pool import Pool
-        from specflowd.agents.supervisor import Supervisor
-        from specflowd.daemon.runner import Runner
-
-        # One pool for the whole daemon: the first project's setting (user config defaults apply).
-        first = next(iter(self.sites.values())).served.project
-        self.pool = Pool(first.config.pool.max_agents)
+        # One pool for the whole daemon: the first project's setting.
+        self.pool = Pool(next(iter(self.sites.values())).config.pool.max_agents)
         self.supervisor = Supervisor(self.post, pool=self.pool)
-        self.runner = Runner(self.loop, self.supervisor, {root: site.served for root, site in self.sites.items()},
-                             drain=self.scan)
-        for site in self.sites.values():
-            served = site.served
-            site.hand.on_commit = lambda spec, served=served: self.runner.marked(served, spec)
+        self.runner = Runner(self.loop, self.supervisor, self.sites)
         self.loop.on(BranchMoved, lambda e: self.branch_moved(self.sites[e.root]))
         self.loop.on(InboxTouched, lambda e: self._handle(self.sites[e.root], e.name))
         self.loop.on(Rescan, lambda e: self.rescan())
         self.loop.on(TaskListTouched, lambda e: self.sites[e.root].hand.touched(e.spec))
-        self.loop.on(Settled, lambda e: self.sites[e.root].hand.settled(e.spec))
+        self.loop.on(Settled, self._settled)
         self.loop.on(WatchdogPing, lambda e: self.notifier.send("WATCHDOG=1"))
         self.loop.on(Reload, lambda e: self.reload())
 
@@ -118,7 +114,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda *_: self.post(Reload()))
         try:
             for site in self.sites.values():
-                self.runner.restarted(site.served)  # adopt or resume what the last daemon left
+                self.runner.restarted(site)  # adopt or resume what the last daemon left
             self.scan()  # what arrived while no daemon ran
             for site in self.sites.values():  # and what was edited by hand meanwhile
                 self._look_at_task_lists(site)
@@ -144,15 +140,19 @@ class Daemon:
     def branch_moved(self, site: Site) -> None:
         """Marks that arrived by fetch, pull or update-ref: carry the worktree forward, and let the
         running orchestrations see the task lists as they are now."""
-        served = site.served
         try:
-            with served.docs.lock():
-                served.docs.sync_worktree(served.docs.tip())
+            with site.docs.lock():
+                site.docs.sync_worktree(site.docs.tip())
         except UserError as e:
             log.warning("the design-docs branch moved, but the worktree could not follow: %s", e.message)
             return
-        for spec in {s.spec for s in served.active()}:
-            self.runner.marked(served, spec)
+        for spec in {s.spec for s in site.active()}:
+            self.runner.marked(site, spec)
+
+    def _settled(self, e: Settled) -> None:
+        site = self.sites[e.root]
+        if site.hand.settled(e.spec):
+            self.runner.marked(site, e.spec)
 
     def _release(self) -> None:
         for site in self.sites.values():
@@ -161,12 +161,10 @@ class Daemon:
     def reload(self) -> None:
         self.notifier.reloading()
         for site in self.sites.values():
-            project = site.served.project
-            project.__dict__.pop("config", None)  # a cached_property: drop it to read the file again
             try:
-                project.config  # noqa: B018 - read now, so a broken file is reported now
+                site.config = load_config(site.project)
             except UserError as e:
-                log.error("reload: %s; start requests are refused until it is fixed", e.message)
+                log.error("reload: %s; the settings read before stay in force until it is fixed", e.message)
         log.info("configuration reloaded")
         self.notifier.send("READY=1")
 
@@ -181,7 +179,7 @@ class Daemon:
 
     def watch_task_lists(self, site: Site) -> None:
         """Watch the design-docs worktree, again whenever the folder there is a new one."""
-        docs = site.served.docs.worktree
+        docs = site.docs.worktree
         try:
             st = docs.stat()
         except OSError:
@@ -194,7 +192,7 @@ class Daemon:
             with suppress(KeyError, OSError):  # its folder is gone, and the emitter with it
                 self.observer.unschedule(site.docs_watch[0])
             log.info("watching the design-docs worktree %s again", docs)
-        root = site.served.project.root
+        root = site.project.root
         watch = self.observer.schedule(TaskListHandler(root, docs, self.post), str(docs), recursive=True,
                                        event_filter=TASK_LIST_EVENTS)
         site.docs_watch = (watch, identity)
@@ -205,7 +203,7 @@ class Daemon:
     @staticmethod
     def _look_at_task_lists(site: Site) -> None:
         """Treat every task list as touched once: hand edits made while nothing watched get committed."""
-        for spec in site.served.docs.snapshot().specs():
+        for spec in site.docs.snapshot().specs():
             site.hand.touched(spec)
 
     def scan(self) -> None:
@@ -235,7 +233,7 @@ class Daemon:
             if e.errno not in _DISK_FULL:
                 raise
             # Not the request's fault, and it passes: it stays queued, and the rescan tries again.
-            log.error("request %s stays queued: no space left on the disk of %s", rid, site.served.project.root)
+            log.error("request %s stays queued: no space left on the disk of %s", rid, site.project.root)
             self.notifier.status(f"disk full: requests wait in {site.inbox.requests}")
             return
         site.inbox.file_away(name, response["ok"])
@@ -246,43 +244,37 @@ class Daemon:
             log.info("request %s refused: %s: %s", rid, response["error"]["code"], response["error"]["message"])
         self._status()
 
-    def _respond(self, site: Site, rid: str, parsed: Any) -> dict[str, Any]:
-        if isinstance(parsed, protocol.ErrorBody):
-            return protocol.error_response(rid, parsed, utcnow())
+    def _respond(self, site: Site, rid: str, parsed: Request | ErrorBody) -> dict[str, Any]:
+        if isinstance(parsed, ErrorBody):
+            return protocol.error_response(rid, parsed, datetime.now(UTC))
         try:
-            result = actions.execute(site.served, parsed, rid, self.runner)
+            result = requests.execute(site, parsed, rid, self.runner)
         except UserError as e:
-            code = e.code if e.code in protocol.ERROR_CODES else "invalid_field"
-            return protocol.error_response(rid, protocol.ErrorBody(code=code, message=e.message, field=e.field),
-                                           utcnow())
+            return protocol.error_response(rid, ErrorBody(code=e.code, message=e.message, field=e.field),
+                                           datetime.now(UTC))
         except Exception as e:
             if isinstance(e, OSError) and e.errno in _DISK_FULL:
                 raise  # `_handle` leaves the request queued
             log.exception("request %s failed", rid)
             return protocol.error_response(
-                rid, protocol.ErrorBody(code="internal", message=f"the daemon failed: {type(e).__name__}: {e}"),
-                utcnow())
-        return protocol.ok_response(rid, parsed.action, result, utcnow())
+                rid, ErrorBody(code=ErrorCode.INTERNAL, message=f"the daemon failed: {type(e).__name__}: {e}"),
+                datetime.now(UTC))
+        return protocol.ok_response(rid, parsed.action, result, datetime.now(UTC))
 
     def _status(self) -> None:
-        active = sum(len(site.served.active()) for site in self.sites.values())
+        active = sum(len(site.active()) for site in self.sites.values())
         self.notifier.status(f"{len(self.sites)} project(s), {active} orchestration(s) active, "
                              f"{self.answered} request(s) answered")
 
 
 def projects_to_serve(paths: list[str]) -> list[Project]:
     """The projects named, else the current one; and those of the user config. Each must be set up."""
-    from specflowd.core.config import load_user_config
-
-    found: dict[Path, Project] = {}
     named = [Path(p).expanduser() for p in paths]
     if not named:
         with suppress(UserError):  # not in a repository: the user config may still list projects
             named.append(locate().root)
-    named += [Path(p).expanduser() for p in load_user_config().projects]
-    for path in named:
-        project = locate(path).require_initialized()
-        found.setdefault(project.root, project)
+    found = {project.root: project for project in (locate(path).require_initialized()
+                                                     for path in listed_projects(*named))}
     if not found:
         raise UserError("no project to serve: run `specflowd run` inside a repository set up with "
                         "`specflowd init`, pass --project PATH, or list projects in the user config")

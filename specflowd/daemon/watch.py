@@ -14,7 +14,6 @@ from watchdog.events import (
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
-    FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
@@ -64,9 +63,6 @@ _CHANGES = frozenset({"created", "moved", "closed", "deleted"})
 # would otherwise wake watchdog's threads to compete with the loop for the GIL.
 INBOX_EVENTS = [FileCreatedEvent, DirCreatedEvent, FileMovedEvent, FileClosedEvent]
 TASK_LIST_EVENTS = [FileCreatedEvent, DirCreatedEvent, FileMovedEvent, FileClosedEvent, FileDeletedEvent]
-# Any write, for watchers that only need waking. Not the opens and reads watchdog also reports:
-# a watcher that reads the folder it watches would wake itself without end.
-WRITES = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent]
 
 
 def _target(event: FileSystemEvent) -> str:

@@ -3,6 +3,7 @@ verify command, one failing batch that the healer fixes, and the merge, narrated
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -12,7 +13,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from specflowd.repo.git import git
+from specflowd.core.config import Config, render_config
+from specflowd.core.vocab import AgentKind
+from specflowd.ops.init import initialize
+from specflowd.repo import feed, git
+from specflowd.repo.follow import follow
+from specflowd.repo.project import Project, locate
 
 SPEC = "hello-specflow"
 TASKS = """# Tasks: Hello specflow
@@ -49,27 +55,22 @@ class DemoWork(unittest.TestCase):
 if __name__ == "__main__":
     unittest.main()
 '''
+DEMO_NAME, DEMO_EMAIL = "specflowd demo", "demo@specflowd.invalid"
 FAIL_ONCE = "T006"  # the demo agent fails on this task once; a healer run finishes the batch
 TERMINAL = {"completed", "failed", "cancelled", "needs_attention"}
 
 
 def build(folder: Path) -> Path:
     """A repository with one commit, set up for specflowd, with the demo spec committed."""
-    from specflowd.core.config import Config, render_config
-    from specflowd.ops.init import initialize
-    from specflowd.repo.project import locate
-
     project = folder / "project"
     project.mkdir(parents=True)
-    git(project, "init", "-q", "-b", "main")
+    git.init_repository(project, "main")
     (project / "README.md").write_text("# A throw-away project for `specflowd demo`\n")
     (project / "test_demo_work.py").write_text(VERIFY_TEST)
-    git(project, "add", "-A")
-    git(project, "-c", "user.name=specflowd demo", "-c", "user.email=demo@specflowd.invalid", "commit", "-q",
-        "-m", "initial commit")
+    git.commit_everything(project, "initial commit", name=DEMO_NAME, email=DEMO_EMAIL)
     proj = locate(project)
     config = Config()
-    config.agent.kind = "command"
+    config.agent.kind = AgentKind.COMMAND
     config.agent.command = f"{sys.executable} -m specflowd.agents.demo"
     config.orchestration.auto_merge = True
     config.orchestration.verify_command = f"{sys.executable} -m unittest -q test_demo_work"
@@ -82,9 +83,8 @@ def build(folder: Path) -> Path:
     (spec_dir / "requirements.md").write_text("# Requirements: Hello specflow\n\nGreet, then say goodbye.\n")
     (spec_dir / "design.md").write_text("# Design: Hello specflow\n\nOne small module per task.\n")
     (spec_dir / "progress.md").write_text(TASKS)
-    git(proj.design_docs, "add", "-A")
-    git(proj.design_docs, "-c", "user.name=specflowd demo", "-c", "user.email=demo@specflowd.invalid", "commit",
-        "-q", "-m", f"spec {SPEC}: requirements, design and 12 tasks")
+    git.commit_everything(proj.design_docs, f"spec {SPEC}: requirements, design and 12 tasks", name=DEMO_NAME,
+                          email=DEMO_EMAIL)
     return project
 
 
@@ -100,16 +100,13 @@ def shim(folder: Path) -> Path:
 
 def run(folder: Path, say: Callable[[str], None], timeout_s: float = 120.0) -> int:
     """Build the project, run a daemon, start the orchestration, narrate the feed until it ends."""
-    from specflowd.repo.project import locate
-
     started = time.monotonic()
     project = build(folder)
     proj = locate(project)
     say(f"project: {project}")
     env = dict(os.environ, PATH=f"{shim(folder)}{os.pathsep}{os.environ.get('PATH', '')}",
-               SPECFLOWD_DEMO_FAIL_ONCE=FAIL_ONCE, GIT_AUTHOR_NAME="specflowd demo",
-               GIT_AUTHOR_EMAIL="demo@specflowd.invalid", GIT_COMMITTER_NAME="specflowd demo",
-               GIT_COMMITTER_EMAIL="demo@specflowd.invalid")
+               SPECFLOWD_DEMO_FAIL_ONCE=FAIL_ONCE, GIT_AUTHOR_NAME=DEMO_NAME,
+               GIT_AUTHOR_EMAIL=DEMO_EMAIL, GIT_COMMITTER_NAME=DEMO_NAME, GIT_COMMITTER_EMAIL=DEMO_EMAIL)
     for var in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         env.pop(var, None)
     log = open(folder / "daemon.log", "wb")  # noqa: SIM115 - closed below, after the daemon
@@ -128,7 +125,7 @@ def run(folder: Path, say: Callable[[str], None], timeout_s: float = 120.0) -> i
         say("")
         say(f"{shown} feed entries; status {state['status']}, ${state['total_cost_usd']:.4f} spent, "
             f"{time.monotonic() - started:.1f} s")
-        say(f"merged into main: {git(project, 'log', '--oneline', '-1', 'main').strip()}")
+        say(f"merged into main: {git.log(project, 'main', '%h %s', limit=1).strip()}")
         say(f"look around: cd {project} && git log --oneline --graph --all")
         return 0 if state["status"] == "completed" else 1
     finally:
@@ -144,23 +141,19 @@ def run(folder: Path, say: Callable[[str], None], timeout_s: float = 120.0) -> i
 def _die_with_parent() -> None:
     """In the daemon's child process: SIGTERM it when the demo itself is killed, so an interrupted
     demo leaves no daemon behind."""
-    import ctypes
-
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _narrate(proj, oid: str, say: Callable[[str], None], deadline: float) -> int:
+def _narrate(proj: Project, oid: str, say: Callable[[str], None], deadline: float) -> int:
     """Print feed entries as the branch moves (inotify on the ref, no polling) until the
     orchestration's state says it ended."""
-    from specflowd.repo import feed
-
     state_file = proj.workflows / f"orchestration-{oid}.json"
     shown = 0
     for entry in feed.read(proj, spec=SPEC, limit=50):
         say(f"  {entry['time'][11:19]}  {entry['subject']}")
         shown += 1
-    for entries in feed.follow(proj, None, proj_tip(proj), idle_s=0.5):
+    for entries in follow(proj, None, git.read_ref(proj.common_dir, proj.branch_ref), idle_s=0.5):
         for entry in entries:
             say(f"  {entry['time'][11:19]}  {entry['subject']}")
             shown += 1
@@ -171,9 +164,3 @@ def _narrate(proj, oid: str, say: Callable[[str], None], deadline: float) -> int
         if status in TERMINAL or time.monotonic() > deadline:
             return shown
     return shown
-
-
-def proj_tip(proj) -> str | None:
-    from specflowd.repo.git import read_ref
-
-    return read_ref(proj.common_dir, proj.branch_ref)

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from specflowd.daemon import pidlock
 from specflowd.errors import UserError
-from specflowd.repo.git import GitError, git, read_ref
+from specflowd.ops import hooks, systemd
+from specflowd.repo import git
+from specflowd.repo.git import GitError
 from specflowd.repo.project import Project, locate
+from specflowd.repo.settings import load_config, load_user_config
 
 OK, WARN, FAIL = "ok", "warn", "fail"
-MIN_GIT = (2, 38)  # `git merge-tree --write-tree`, which merges without touching a checkout
 
 
 @dataclass
@@ -44,10 +45,8 @@ def run_checks(start: Path) -> list[Check]:
 
 
 def check_git() -> Check:
-    out = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
-    m = re.search(r"(\d+)\.(\d+)", out)
-    version = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-    if version >= MIN_GIT:
+    version = git.version()
+    if version >= git.MIN_VERSION:
         return Check("git", OK, f"git {version[0]}.{version[1]}")
     return Check("git", FAIL, f"git {version[0]}.{version[1]} is older than 2.38 (merge-tree --write-tree)",
                  "install git 2.38 or newer")
@@ -55,13 +54,13 @@ def check_git() -> Check:
 
 def check_initialized(project: Project) -> Check:
     if project.config_path.exists():
-        project.config  # noqa: B018  (validates; a broken file raises a UserError naming it)
+        load_config(project)  # validates: a broken file raises a UserError naming it
         return Check("initialized", OK, f"{project.config_path}")
     return Check("initialized", FAIL, f"{project.root} is not set up for specflowd", "run `specflowd init`")
 
 
 def check_branch(project: Project) -> Check:
-    tip = read_ref(project.common_dir, project.branch_ref)
+    tip = git.read_ref(project.common_dir, project.branch_ref)
     if tip is None:
         return Check("branch", FAIL, f"branch {project.branch} is missing",
                      "run `specflowd init` (or `git fetch` it if it lives on a remote)")
@@ -73,41 +72,38 @@ def check_worktree(project: Project) -> Check:
     if not (wt / ".git").exists():
         return Check("worktree", FAIL, f"the design-docs worktree {wt} is missing",
                      "run `git worktree prune`, then `specflowd init`")
-    head = git(wt, "symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
+    head = git.current_branch(wt)
     if head != project.branch:
         return Check("worktree", FAIL, f"{wt} has {head or 'a detached HEAD'} checked out, not {project.branch}",
                      f"run `git -C {wt} switch {project.branch}`")
-    dirty = git(wt, "status", "--porcelain").strip()
+    dirty = git.changed_files(wt)
     if dirty:
-        return Check("worktree", WARN, f"{wt} has uncommitted changes ({len(dirty.splitlines())} files)",
+        return Check("worktree", WARN, f"{wt} has uncommitted changes ({len(dirty)} files)",
                      "the daemon commits task-list edits once they settle; commit other files yourself")
     return Check("worktree", OK, f"{wt} on {project.branch}, clean")
 
 
 def check_excluded(project: Project) -> Check:
-    r = subprocess.run(["git", "check-ignore", "-q", ".specflow/config.toml"], cwd=project.root)
-    if r.returncode == 0:
+    if git.is_ignored(project.root, ".specflow/config.toml"):
         return Check("excluded", OK, ".specflow/ is ignored by git")
     return Check("excluded", FAIL, ".specflow/ is not ignored: its files show up in `git status`",
                  "run `specflowd init` (it adds /.specflow/ to .git/info/exclude)")
 
 
 def check_hooks(project: Project) -> Check:
-    from specflowd.ops import hooks as hookfiles
-
-    state = hookfiles.installed(project.root)
+    state = hooks.installed(project.root)
     missing = [name for name, ok in state.items() if not ok]
-    target = hookfiles.hooks_dir(project.root)
+    target = hooks.hooks_dir(project.root)
     if missing:
         return Check("hooks", WARN, f"not installed in {target}: {', '.join(missing)}",
                      "run `specflowd hooks install` (commits with Specflow-Task trailers become marks)")
-    chained = [n for n in state if (target / f"{n}{hookfiles.CHAINED}").exists()]
+    chained = [n for n in state if (target / f"{n}{hooks.CHAINED}").exists()]
     note = f" (chaining your {', '.join(chained)})" if chained else ""
     return Check("hooks", OK, f"installed in {target}{note}")
 
 
 def check_agent(project: Project) -> Check:
-    agent = project.config.agent
+    agent = load_config(project).agent
     program = agent.command.split()[0] if agent.command.strip() else ""
     found = shutil.which(program) if program else None
     if found:
@@ -128,8 +124,6 @@ def check_inotify(project: Project) -> Check:
     instances = _read_int("/proc/sys/fs/inotify/max_user_instances")
     if watches is None or instances is None:
         return Check("inotify", FAIL, "no inotify on this system", "specflowd needs Linux inotify")
-    from specflowd.core.config import load_user_config
-
     projects = max(1, len(load_user_config().projects))
     # Each watched folder costs a watch; the design-docs worktree is watched recursively.
     folders = 16 + (sum(1 for p in project.design_docs.rglob("*") if p.is_dir()) if project.design_docs.exists() else 0)
@@ -149,10 +143,8 @@ def check_inotify(project: Project) -> Check:
 def check_systemd(project: Project) -> Check:
     if not shutil.which("systemctl"):
         return Check("systemd", WARN, "systemctl not found: run `specflowd run` yourself or under another supervisor")
-    reachable = subprocess.run(["systemctl", "--user", "show-environment"], capture_output=True).returncode == 0
-    from specflowd.ops import systemd as units
-
-    unit = units.user_unit_dir() / "specflowd.service"
+    reachable = systemd.user_manager_reachable()
+    unit = systemd.user_unit_dir() / "specflowd.service"
     if not unit.exists():
         return Check("systemd", WARN, "the specflowd user units are not installed",
                      "run `specflowd systemd install`")
@@ -168,27 +160,8 @@ def check_systemd(project: Project) -> Check:
     return Check("systemd", OK, f"user manager reachable, units in {unit.parent}, lingering on")
 
 
-def daemon_pid(project: Project) -> int | None:
-    """The pid of the daemon holding the project's lock, or None when none holds it."""
-    path = project.specflow_dir / "daemon.lock"
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = path.read_text().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
 def check_daemon(project: Project) -> Check:
-    pid = daemon_pid(project)
+    pid = pidlock.holder(project)
     if pid is None:
         return Check("daemon", WARN, "no daemon is running for this project",
                      "run `specflowd run`, or enable the systemd unit (`specflowd systemd install`)")

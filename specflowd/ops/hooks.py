@@ -1,5 +1,5 @@
 """Git hooks: installing specflowd's scripts where git runs them, chaining the hooks already there,
-and putting those back on uninstall."""
+and putting those back on uninstall; and the work the scripts hand to Python (`specflowd hook`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from specflowd import fsio
+from specflowd.core.lint import lint
+from specflowd.core.tasklist import parse
+from specflowd.core.trailers import commit_tasks
 from specflowd.errors import UserError
-from specflowd.repo.git import git
+from specflowd.repo import git
+from specflowd.repo.designdocs import TASK_FILES
+from specflowd.repo.project import locate
+from specflowd.views.client import drop, spec_hint
 
 HOOK_NAMES = ("post-commit", "pre-commit", "reference-transaction")
 MARKER = "specflowd"
@@ -26,8 +33,7 @@ def shipped_dir() -> Path:
 
 def hooks_dir(worktree: Path) -> Path:
     """Where git runs hooks for this repository, honouring core.hooksPath (shared by all worktrees)."""
-    path = Path(git(worktree, "rev-parse", "--git-path", "hooks").strip())
-    return path if path.is_absolute() else (worktree / path).resolve()
+    return git.git_path(worktree, "hooks")
 
 
 def is_ours(path: Path) -> bool:
@@ -66,10 +72,7 @@ def install(worktree: Path, branch: str) -> HookReport:
         if path.exists() and path.read_bytes() == script:
             report.unchanged.append(name)
             continue
-        tmp = target / f".{name}.specflowd-tmp"
-        tmp.write_bytes(script)
-        tmp.chmod(0o755)
-        os.replace(tmp, path)
+        fsio.atomic_write(path, script, mode=0o755, fsync=False)
         report.installed.append(name)
     return report
 
@@ -93,3 +96,30 @@ def installed(worktree: Path) -> dict[str, bool]:
     """Hook name -> whether specflowd's script is in place (for doctor)."""
     target = hooks_dir(worktree)
     return {name: is_ours(target / name) for name in HOOK_NAMES}
+
+
+def staged_problems(cwd: Path) -> list[str]:
+    """What is wrong with the task lists staged for the commit being made in `cwd` (pre-commit)."""
+    patterns = [f"specs/*/{name}" for name in TASK_FILES]
+    return [f"{path}: {problem}" for path in git.staged_paths(cwd, *patterns)
+            for problem in lint(parse(git.staged_blob(cwd, path)))]
+
+
+def deliver_trailers(cwd: Path) -> None:
+    """Drop a mark request for the `Specflow-Task:` trailers of the commit just made in `cwd`
+    (post-commit): every task done, with the commit as evidence."""
+    project = locate(cwd)
+    if git.toplevel(cwd) == project.design_docs or not project.requests.is_dir():
+        return  # the design-docs worktree: the daemon watches it itself
+    sha = git.resolve_commit(cwd, "HEAD")
+    if sha is None:
+        return
+    spec, tasks = commit_tasks(git.commit_message(cwd, sha))
+    if not tasks:
+        return
+    payload: dict[str, object] = {"id": f"commit-{sha[:16]}", "action": "mark", "tasks": tasks, "status": "done",
+                                  "evidence": sha}
+    spec = spec or spec_hint(project)
+    if spec:
+        payload["spec"] = spec
+    drop(project, payload)

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 from specflowd.core.trailers import event_message, one_line
+from specflowd.core.vocab import ErrorCode, FeedEvent
 from specflowd.errors import UserError
 from specflowd.repo.designdocs import DesignDocs, FileChange, Snapshot
-from specflowd.repo.project import Project
+from specflowd.repo.project import Project, template
 
 DOCUMENTS = ("requirements.md", "design.md", "progress.md")
-
-
-def template(project: Project, name: str) -> str:
-    """A template: the project's `.specflow/templates/spec/NAME` if present, else the shipped one."""
-    own = project.specflow_dir / "templates" / "spec" / name
-    if own.is_file():
-        return own.read_text(encoding="utf-8")
-    return resources.files("specflowd").joinpath("templates", "spec", name).read_text(encoding="utf-8")
 
 
 def render(text: str, values: dict[str, str]) -> str:
@@ -37,10 +28,10 @@ def create_spec(project: Project, spec: str, *, title: str | None, prompt: str |
 
     def build(snap: Snapshot) -> tuple[list[FileChange], str]:
         if spec in snap.specs():
-            raise UserError(f"spec {spec!r} already exists on {project.branch}", code="conflict")
-        files = [FileChange(f"specs/{spec}/{name}", render(template(project, name), values).encode())
+            raise UserError(f"spec {spec!r} already exists on {project.branch}", code=ErrorCode.CONFLICT)
+        files = [FileChange(f"specs/{spec}/{name}", render(template(project, "spec", name), values).encode())
                  for name in DOCUMENTS]
-        message = event_message(f"spec {spec}: created", "spec-created", {"Spec": spec})
+        message = event_message(f"spec {spec}: created", FeedEvent.SPEC_CREATED, {"Spec": spec})
         return files, message
 
     with docs:

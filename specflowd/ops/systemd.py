@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from specflowd import fsio
 from specflowd.errors import UserError
 
 UNIT_NAMES = ("specflowd.service", "specflowd@.service", "specflowd@.path")
@@ -62,11 +63,9 @@ def install(target: Path, executable: str, project: Path | None) -> InstallResul
         text = render((source / name).read_text(), executable)
         path = target / name
         if not path.exists() or path.read_text() != text:
-            tmp = path.with_name(f".{name}.tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
+            fsio.atomic_write(path, text.encode(), mode=0o644, fsync=False)
             written.append(path)
-    reloaded = _user_manager_reachable() and subprocess.run(
+    reloaded = user_manager_reachable() and subprocess.run(
         ["systemctl", "--user", "daemon-reload"], capture_output=True).returncode == 0
     unit = f"specflowd@{escape_path(project)}.service" if project else "specflowd.service"
     steps = [] if reloaded else ["systemctl --user daemon-reload"]
@@ -75,7 +74,7 @@ def install(target: Path, executable: str, project: Path | None) -> InstallResul
     return InstallResult(written, reloaded, steps)
 
 
-def _user_manager_reachable() -> bool:
+def user_manager_reachable() -> bool:
     if not shutil.which("systemctl"):
         return False
     r = subprocess.run(["systemctl", "--user", "show-environment"], capture_output=True)

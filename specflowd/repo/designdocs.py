@@ -9,21 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from specflowd import fsio
 from specflowd.core import ids
 from specflowd.core.tasklist import Document, parse
 from specflowd.core.textmerge import reapply
+from specflowd.core.vocab import ErrorCode
 from specflowd.errors import UserError
-from specflowd.repo.git import (
-    GitError,
-    ObjectStore,
-    RefMoved,
-    RefUpdater,
-    committer_ident,
-    format_commit,
-    git,
-    object_id,
-    read_ref,
-)
+from specflowd.repo import git
+from specflowd.repo.git import GitError, ObjectStore, RefMoved, RefUpdater
 from specflowd.repo.project import Project
 
 TASK_FILES = ("progress.md", "tasks.md")
@@ -52,28 +45,26 @@ class Snapshot:
         self.tree = tree
 
     def read(self, path: str) -> bytes | None:
-        if self.tree is None:
-            return None
-        found = self.store.blob_at(self.tree, path)
-        return None if found is None else found[1]
+        blob = self.blob_id(path)
+        return None if blob is None else self.store.read(blob, "blob")
 
     def blob_id(self, path: str) -> str | None:
-        return None if self.tree is None else self.store.lookup(self.tree, path)
+        """The blob at `path`, if a file is there."""
+        entry = None if self.tree is None else self.store.entry(self.tree, path)
+        return entry.sha if entry is not None and entry.mode in git.REGULAR_MODES else None
 
     def specs(self) -> list[str]:
-        if self.tree is None:
+        entry = None if self.tree is None else self.store.entry(self.tree, "specs")
+        if entry is None or entry.mode != git.DIRECTORY:
             return []
-        specs_tree = self.store.lookup(self.tree, "specs")
-        if specs_tree is None:
-            return []
-        return sorted(e.name.decode("utf-8", "replace") for e in self.store.tree(specs_tree) if e.mode == "40000")
+        return sorted(e.name.decode("utf-8", "replace") for e in self.store.tree(entry.sha) if e.mode == git.DIRECTORY)
 
     def task_file(self, spec: str) -> str:
         """The path of a spec's task list: progress.md, else tasks.md; UserError when no such spec."""
         try:
             ids.check_spec_id(spec)
         except ValueError as e:
-            raise UserError(str(e), code="invalid_field", field="spec") from None
+            raise UserError(str(e), code=ErrorCode.INVALID_FIELD, field="spec") from None
         for name in TASK_FILES:
             path = f"specs/{spec}/{name}"
             if self.blob_id(path) is not None:
@@ -81,7 +72,7 @@ class Snapshot:
         if spec in self.specs():
             return f"specs/{spec}/progress.md"
         known = ", ".join(self.specs()) or "none yet"
-        raise UserError(f"no spec {spec!r} on the design-docs branch (specs: {known})", code="unknown_spec",
+        raise UserError(f"no spec {spec!r} on the design-docs branch (specs: {known})", code=ErrorCode.UNKNOWN_SPEC,
                         field="spec")
 
 
@@ -93,7 +84,7 @@ class DesignDocs:
         self.project = project
         self.worktree = project.design_docs
         self.ref = project.branch_ref
-        self.store = ObjectStore(project.common_dir, self.worktree)
+        self.store = ObjectStore(project.common_dir)
         self._docs: dict[str, Document] = {}  # blob id -> parsed task list
         self._synced: str | None = None  # the tip the worktree is known to match (this process)
         self._refs = RefUpdater(self.worktree, "specflowd")
@@ -111,7 +102,7 @@ class DesignDocs:
     # -- reading ---------------------------------------------------------------------------
 
     def tip(self) -> str | None:
-        return read_ref(self.project.common_dir, self.ref)
+        return git.read_ref(self.project.common_dir, self.ref)
 
     def snapshot(self, commit: str | None = None) -> Snapshot:
         commit = commit or self.tip()
@@ -134,7 +125,7 @@ class DesignDocs:
 
     def remember(self, data: bytes, doc: Document) -> None:
         """Cache a document we are about to commit, so the next mark need not parse it again."""
-        self._docs[object_id("blob", data)] = doc
+        self._docs[git.object_id("blob", data)] = doc
 
     def worktree_bytes(self, path: str) -> bytes | None:
         try:
@@ -147,7 +138,7 @@ class DesignDocs:
     @contextmanager
     def lock(self) -> Iterator[None]:
         self.project.specflow_dir.mkdir(exist_ok=True)
-        fd = os.open(self.project.specflow_dir / "design-docs.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.project.docs_lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -178,8 +169,8 @@ class DesignDocs:
             if tree == snap.tree and not allow_empty:
                 return None
             assert tree is not None
-            ident = committer_ident(self.worktree)
-            new = self.store.write("commit", format_commit(tree, [tip] if tip else [], ident, message))
+            ident = git.committer_ident(self.worktree)
+            new = self.store.write("commit", git.format_commit(tree, [tip] if tip else [], ident, message))
             try:
                 self._refs.update(self.ref, new, tip)
             except RefMoved:
@@ -188,14 +179,14 @@ class DesignDocs:
             self._synced = new
             return new
         raise UserError(f"the branch {self.project.branch} kept moving while committing; try again",
-                        code="conflict")
+                        code=ErrorCode.CONFLICT)
 
     def _require_worktree(self) -> None:
         dotgit = self.worktree / ".git"
         if not dotgit.exists():
             raise UserError(
                 f"the design-docs worktree {self.worktree} is missing: run `specflowd init` to recreate it "
-                f"(`specflowd doctor` explains)", code="internal")
+                f"(`specflowd doctor` explains)", code=ErrorCode.INTERNAL)
         # Checked before publishing: once the ref moved, a locked index would leave the worktree
         # showing our commit reversed.
         gitdir = self.worktree / dotgit.read_text().removeprefix("gitdir:").strip() if dotgit.is_file() else dotgit
@@ -203,7 +194,7 @@ class DesignDocs:
         if lock.exists():
             raise UserError(
                 f"{lock} exists: a git command is running in the design-docs worktree, or one crashed "
-                f"and left it. If no git process is running, remove {lock} and try again.", code="conflict")
+                f"and left it. If no git process is running, remove {lock} and try again.", code=ErrorCode.CONFLICT)
 
     def _write_worktree(self, changes: list[FileChange]) -> None:
         """Bring the worktree's files and index to the commit just published, so it stays clean."""
@@ -222,16 +213,9 @@ class DesignDocs:
                     # our change carried onto it; it is committed as their hand edit next.
                     data = reapply(ch.base, ch.data, current) or current
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.parent / f".{target.name}.specflowd-tmp"
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, target)
-            except OSError:
-                tmp.unlink(missing_ok=True)  # a full disk must not leave a stray file in the worktree
-                raise
-        git(self.worktree, "update-index", "-q", "--add", "--remove", "--", *[ch.path for ch in changes],
-            quiet=True)
+            # A person's file in a checkout: the umask decides, as for any file git writes.
+            fsio.atomic_write(target, data, mode=None, fsync=False)
+        git.update_index(self.worktree, [ch.path for ch in changes])
 
     def sync_worktree(self, tip: str | None) -> None:
         """When the branch moved without the worktree (a commit pushed by plumbing, a fetch, a crash
@@ -241,28 +225,28 @@ class DesignDocs:
         if tip is None or tip == self._synced:
             return
         try:
-            index_tree = git(self.worktree, "write-tree", quiet=True).strip()
+            index_tree = git.index_tree(self.worktree)
         except GitError as e:
             raise UserError(f"the design-docs worktree {self.worktree} has unresolved conflicts: "
-                            f"resolve them there and commit ({e.stderr.strip()})", code="conflict") from None
+                            f"resolve them there and commit ({e.stderr.strip()})", code=ErrorCode.CONFLICT) from None
         if index_tree != self.store.commit_tree(tip):
             old = self._commit_with_tree(tip, index_tree)
             if old is None:
                 raise UserError(
                     f"the design-docs worktree {self.worktree} has staged changes while {self.project.branch} "
-                    f"moved: commit them there, or unstage them (`git -C {self.worktree} reset`)", code="conflict")
+                    f"moved: commit them there, or unstage them (`git -C {self.worktree} reset`)", code=ErrorCode.CONFLICT)
             try:
-                git(self.worktree, "read-tree", "-m", "-u", old, tip, quiet=True)
+                git.carry_forward(self.worktree, old, tip)
             except GitError as e:
                 raise UserError(
                     f"the design-docs worktree {self.worktree} has uncommitted edits that conflict with "
                     f"new commits on {self.project.branch}: commit or discard them there ({e.stderr.strip()})",
-                    code="conflict") from None
+                    code=ErrorCode.CONFLICT) from None
         self._synced = tip
 
     def _commit_with_tree(self, tip: str, tree: str) -> str | None:
         """The most recent commit behind `tip` (first parents) whose tree is `tree`."""
-        out = git(self.worktree, "log", "--first-parent", "-n", "500", "--format=%H %T", tip)
+        out = git.log(self.worktree, tip, "%H %T", limit=500, first_parent=True)
         for line in out.splitlines():
             commit, commit_tree = line.split()
             if commit_tree == tree:

@@ -1,29 +1,39 @@
-"""Git for specflowd: running git safely, reading and writing objects and refs, and committing to a
-branch that is checked out in a worktree, with compare-and-swap on the ref.
+"""The one door to git: every git command specflowd runs is a named function here, as pre-commit
+keeps its own in `git.py`; nothing else in specflowd builds a git command line.
 
-Commits to the design-docs branch are built in-process (blob, trees and commit written as loose
-objects, as libgit2 would) and published with `git update-ref NEW OLD`, which fails if anyone
-moved the branch meanwhile. Only two git processes run per commit: the ref update and the index
-refresh that keeps the checked-out worktree clean. No GitPython here: its cached `cat-file`
-processes are what leaks in a long-running daemon.
+Every call runs with `git_env()`: a git hook runs with GIT_DIR, GIT_INDEX_FILE and friends set,
+and inherited they would point our calls at the wrong repository. Commands that write for the
+daemon pass `quiet`: our own commits run no hooks and start no `git maintenance` (SPEC §4).
+
+Objects are read and written in-process through GitPython's object database (gitdb): loose
+objects are written by its `LooseObjectDB`, packed ones read by its `PackedDB`, so a commit costs
+no `git` process but the compare-and-swap of its ref. Not GitPython's `Repo`: its cached
+`git cat-file` processes are what leaks in a long-running daemon. gitdb is SHA-1 only, so
+SHA-256 repositories are refused when a project is located (`object_format`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import subprocess
 import time
-import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitdb import IStream, LooseObjectDB
+from gitdb.db import PackedDB
+from gitdb.exc import BadObject
+
+from specflowd.core.vocab import ErrorCode
 from specflowd.errors import UserError
 
 # Variables a git hook runs with; inherited, they would point our git calls at the wrong repository.
-_GIT_LOCATION_VARS = (
+LOCATION_VARS = (
     "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
     "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_PREFIX", "GIT_NAMESPACE", "GIT_QUARANTINE_PATH",
     "GIT_REFLOG_ACTION", "GIT_EDITOR",
@@ -31,10 +41,12 @@ _GIT_LOCATION_VARS = (
 # Our own commits run no hooks and start no `git maintenance` (SPEC §4).
 QUIET_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "maintenance.auto=false", "-c", "gc.auto=0")
 ZERO = "0" * 40
+MIN_VERSION = (2, 38)  # `git merge-tree --write-tree`, which merges without touching a checkout
 
 
-def git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+def git_env(keep: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment for a git process: ours, without the location variables (but `keep`)."""
+    env = {k: v for k, v in os.environ.items() if k not in LOCATION_VARS or k in keep}
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
     return env
@@ -48,25 +60,235 @@ class GitError(Exception):
         self.stderr = stderr
 
 
-def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True, quiet: bool = False) -> str:
-    """Run git in `cwd`; stdout as text. `quiet` adds the no-hooks/no-maintenance config."""
+def _run(cwd: Path, *args: str, input: bytes | None = None, quiet: bool = False,
+         keep: tuple[str, ...] = ()) -> subprocess.CompletedProcess[bytes]:
     argv = ["git", *(QUIET_CONFIG if quiet else ()), *args]
-    r = subprocess.run(argv, cwd=cwd, input=input, capture_output=True, env=git_env())
-    if check and r.returncode != 0:
-        raise GitError(list(args), r.returncode, r.stderr.decode("utf-8", "replace"))
-    return r.stdout.decode("utf-8", "surrogateescape")
+    return subprocess.run(argv, cwd=cwd, input=input, capture_output=True, env=git_env(keep))
 
 
-def git_ok(cwd: Path, *args: str) -> bool:
-    """Whether a git command that answers by exit code (merge-base --is-ancestor, …) said yes."""
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=git_env()).returncode == 0
-
-
-def git_bytes(cwd: Path, *args: str) -> bytes:
-    r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=git_env())
+def _bytes(cwd: Path, *args: str, input: bytes | None = None, quiet: bool = False,
+           keep: tuple[str, ...] = ()) -> bytes:
+    r = _run(cwd, *args, input=input, quiet=quiet, keep=keep)
     if r.returncode != 0:
         raise GitError(list(args), r.returncode, r.stderr.decode("utf-8", "replace"))
     return r.stdout
+
+
+def _text(cwd: Path, *args: str, quiet: bool = False, keep: tuple[str, ...] = ()) -> str:
+    return _bytes(cwd, *args, quiet=quiet, keep=keep).decode("utf-8", "surrogateescape")
+
+
+def _ok(cwd: Path, *args: str, quiet: bool = False) -> bool:
+    """Whether a git command that answers by its exit code said yes."""
+    return _run(cwd, *args, quiet=quiet).returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The repository
+
+
+def version() -> tuple[int, int]:
+    """git's (major, minor) version; (0, 0) when git is not there."""
+    try:
+        out = subprocess.run(["git", "--version"], capture_output=True, text=True, env=git_env()).stdout
+    except OSError:
+        return (0, 0)
+    m = re.search(r"(\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+@dataclass(frozen=True)
+class Location:
+    common_dir: Path  # the repository's .git, shared by its worktrees
+    bare: bool
+    object_format: str  # sha1 or sha256
+
+
+def locate(cwd: Path) -> Location | None:
+    """The repository around `cwd`, or None when there is none."""
+    try:
+        r = _run(cwd, "rev-parse", "--path-format=absolute", "--git-common-dir", "--is-bare-repository",
+                 "--show-object-format")
+    except (NotADirectoryError, FileNotFoundError):
+        return None
+    if r.returncode != 0:
+        return None
+    common, bare, fmt = r.stdout.decode("utf-8", "surrogateescape").split("\n")[:3]
+    return Location(Path(common), bare == "true", fmt or "sha1")
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    branch: str | None  # the full ref checked out, None when detached
+    locked: bool
+
+
+def worktrees(cwd: Path) -> list[Worktree]:
+    """Every worktree of the repository, the main one first (`git worktree list --porcelain`)."""
+    out: list[Worktree] = []
+    path: Path | None = None
+    branch: str | None = None
+    locked = False
+    for line in [*_text(cwd, "worktree", "list", "--porcelain").splitlines(), ""]:
+        if line.startswith("worktree "):
+            path, branch, locked = Path(line.removeprefix("worktree ")), None, False
+        elif line.startswith("branch "):
+            branch = line.removeprefix("branch ")
+        elif line == "locked" or line.startswith("locked "):
+            locked = True
+        elif not line and path is not None:
+            out.append(Worktree(path, branch, locked))
+            path = None
+    return out
+
+
+def checked_out_at(cwd: Path, branch: str) -> Path | None:
+    """The worktree that has `branch` (a short name) checked out, if any."""
+    ref = f"refs/heads/{branch}"
+    return next((w.path for w in worktrees(cwd) if w.branch == ref), None)
+
+
+def has_commits(cwd: Path) -> bool:
+    return _ok(cwd, "rev-parse", "--verify", "-q", "HEAD^{commit}")
+
+
+def current_branch(cwd: Path) -> str | None:
+    """The branch checked out in `cwd`'s worktree (short name), None when HEAD is detached."""
+    r = _run(cwd, "symbolic-ref", "-q", "--short", "HEAD")
+    return r.stdout.decode().strip() or None if r.returncode == 0 else None
+
+
+def toplevel(cwd: Path) -> Path:
+    return Path(_text(cwd, "rev-parse", "--show-toplevel").strip()).resolve()
+
+
+def git_path(cwd: Path, name: str) -> Path:
+    """Where git keeps `name` for this worktree (`hooks` honours core.hooksPath), absolute."""
+    path = Path(_text(cwd, "rev-parse", "--git-path", name).strip())
+    return path if path.is_absolute() else (cwd / path).resolve()
+
+
+def is_ignored(cwd: Path, path: str) -> bool:
+    return _ok(cwd, "check-ignore", "-q", path)
+
+
+def changed_files(cwd: Path, *, untracked: bool = True) -> list[str]:
+    """`git status --porcelain` lines: what is uncommitted in `cwd`'s worktree."""
+    args = ["status", "--porcelain"] + ([] if untracked else ["--untracked-files=no"])
+    return _text(cwd, *args).splitlines()
+
+
+def remote_branches(cwd: Path, branch: str) -> list[str]:
+    """Remote-tracking refs of `branch` (`refs/remotes/<remote>/<branch>`)."""
+    return _text(cwd, "for-each-ref", "--format=%(refname)", f"refs/remotes/*/{branch}").split()
+
+
+def resolve_commit(cwd: Path, rev: str) -> str | None:
+    """The full id of the commit `rev` names in the repository around `cwd`, or None."""
+    r = _run(cwd, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+    return r.stdout.decode().strip() or None if r.returncode == 0 else None
+
+
+def is_ancestor(cwd: Path, a: str, b: str) -> bool:
+    return _ok(cwd, "merge-base", "--is-ancestor", a, b)
+
+
+def commit_message(cwd: Path, commit: str) -> str:
+    return _text(cwd, "log", "-1", "--format=%B", commit)
+
+
+def log(cwd: Path, rev: str, fmt: str, *, limit: int | None = None, grep: str | None = None,
+        first_parent: bool = False) -> str:
+    """`git log` of `rev` (a ref, a commit, or `a..b`) in format `fmt`, newest first."""
+    args = ["log", f"--format={fmt}"]
+    if limit is not None:
+        args.append(f"-n{limit}")
+    if first_parent:
+        args.append("--first-parent")
+    if grep is not None:
+        args += ["-E", f"--grep={grep}"]
+    return _text(cwd, *args, rev)
+
+
+def staged_paths(cwd: Path, *patterns: str) -> list[str]:
+    """Files added or modified in the index, of those matching `patterns`. Run by a hook, so the
+    index is the one git gave it (GIT_INDEX_FILE: a temporary index for `commit -a` or a path)."""
+    out = _text(cwd, "diff", "--cached", "--name-only", "-z", "--diff-filter=AM", "--", *patterns,
+                keep=("GIT_INDEX_FILE",))
+    return [p for p in out.split("\0") if p]
+
+
+def staged_blob(cwd: Path, path: str) -> bytes:
+    """The bytes of `path` in the index (see `staged_paths`)."""
+    return _bytes(cwd, "show", f":{path}", keep=("GIT_INDEX_FILE",))
+
+
+# ---------------------------------------------------------------------------------------------
+# Setting repositories, branches and worktrees up
+
+
+def init_repository(path: Path, branch: str) -> None:
+    _text(path, "init", "-q", "-b", branch)
+
+
+def commit_everything(path: Path, message: str, *, name: str, email: str) -> str:
+    """`git add -A` and a commit by `name <email>` in the worktree at `path`; the new commit."""
+    _text(path, "add", "-A")
+    _text(path, "-c", f"user.name={name}", "-c", f"user.email={email}", "commit", "-q", "-m", message)
+    return _text(path, "rev-parse", "HEAD").strip()
+
+
+def create_branch(cwd: Path, branch: str, start: str) -> None:
+    _text(cwd, "branch", branch, start)
+
+
+def add_worktree(cwd: Path, path: Path, branch: str) -> None:
+    """Check `branch` out at `path` (a stale registration of a removed worktree is pruned first)."""
+    _text(cwd, "worktree", "prune")
+    _text(cwd, "worktree", "add", "-q", str(path), branch)
+
+
+def lock_worktree(cwd: Path, path: Path, reason: str) -> None:
+    """`git worktree lock`: `git worktree prune` leaves it alone. Best effort (it may be locked)."""
+    _run(cwd, "worktree", "lock", "--reason", reason, str(path))
+
+
+def unlock_worktree(cwd: Path, path: Path) -> None:
+    _run(cwd, "worktree", "unlock", str(path))
+
+
+def remove_worktree(cwd: Path, path: Path) -> None:
+    _text(cwd, "worktree", "remove", str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# The index and checked-out files of a worktree
+
+
+def update_index(worktree: Path, paths: list[str]) -> None:
+    """Bring the index entries of `paths` to what the files hold (removed files leave it)."""
+    _text(worktree, "update-index", "-q", "--add", "--remove", "--", *paths, quiet=True)
+
+
+def index_tree(worktree: Path) -> str:
+    """The tree the worktree's index holds; GitError when it has unresolved conflicts."""
+    return _text(worktree, "write-tree", quiet=True).strip()
+
+
+def carry_forward(worktree: Path, old: str, new: str) -> None:
+    """A two-tree merge (`read-tree -m -u old new`): the index and files go from commit `old` to
+    `new`, keeping unstaged edits and refusing to overwrite them (GitError)."""
+    _text(worktree, "read-tree", "-m", "-u", old, new, quiet=True)
+
+
+def merge_tree(cwd: Path, base: str, other: str) -> tuple[str, list[str]]:
+    """The tree of merging `other` into `base`, without a checkout, and the files in conflict."""
+    r = _run(cwd, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, other)
+    lines = r.stdout.decode("utf-8", "surrogateescape").splitlines()
+    if not lines:
+        raise GitError(["merge-tree", base, other], r.returncode, r.stderr.decode("utf-8", "replace"))
+    return lines[0].strip(), sorted({ln for ln in lines[1:] if ln.strip()})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,51 +326,56 @@ def format_tree(entries: list[TreeEntry]) -> bytes:
                     for e in sorted(entries, key=_tree_sort_key))
 
 
+DIRECTORY = "40000"
+REGULAR_MODES = frozenset({"100644", "100755"})
+_CACHED_TREES = 512
+
+
 class ObjectStore:
-    """Loose-object reads and writes in-process; packed objects are read through git."""
+    """A repository's objects, in-process: gitdb's loose and packed databases. Trees are cached by
+    id (content-addressed, so never stale), the most recent few hundred."""
 
-    def __init__(self, common_dir: Path, cwd: Path) -> None:
-        self.objects = common_dir / "objects"
-        self.cwd = cwd
-        # Content-addressed, so never stale: trees we read or wrote, by id.
-        self._trees: dict[str, list[TreeEntry]] = {}
-
-    def _path(self, sha: str) -> Path:
-        return self.objects / sha[:2] / sha[2:]
+    def __init__(self, common_dir: Path) -> None:
+        self.common_dir = common_dir
+        objects = common_dir / "objects"
+        self._loose = LooseObjectDB(str(objects))
+        self._packs = PackedDB(str(objects / "pack"))
+        self._trees: OrderedDict[str, list[TreeEntry]] = OrderedDict()
 
     def write(self, kind: str, data: bytes) -> str:
-        sha = object_id(kind, data)
-        path = self._path(sha)
-        if path.exists():
-            return sha
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.parent / f"tmp_obj_{os.getpid()}_{sha[:8]}"
-        # Level 1: these are small, short-lived loose objects that gc repacks anyway.
-        payload = zlib.compress(b"%s %d\0" % (kind.encode(), len(data)) + data, 1)
-        with open(tmp, "wb") as f:
-            f.write(payload)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, path)
-        return sha
+        stored = self._loose.store(IStream(kind.encode(), len(data), io.BytesIO(data)))
+        return stored.hexsha.decode()
 
     def read(self, sha: str, kind: str) -> bytes:
-        try:
-            raw = zlib.decompress(self._path(sha).read_bytes())
-        except FileNotFoundError:
-            return git_bytes(self.cwd, "cat-file", kind, sha)
-        nul = raw.index(b"\0")
-        return raw[nul + 1:]
+        binsha = bytes.fromhex(sha)
+        for attempt in range(2):
+            for db in (self._loose, self._packs):
+                try:
+                    return db.stream(binsha).read()
+                except BadObject:
+                    continue
+            # Packed since we last looked (gc, a fetch): read the pack folder again, once.
+            if attempt == 0 and not self._packs.update_cache(force=True):
+                break
+        # An alternate object store (a clone with --reference), or a repository we cannot read:
+        # git itself knows.
+        return _bytes(self.common_dir, "cat-file", kind, sha)
 
     def tree(self, sha: str) -> list[TreeEntry]:
         entries = self._trees.get(sha)
         if entries is None:
             entries = parse_tree(self.read(sha, "tree"))
-            self._trees[sha] = entries
+            self._remember(sha, entries)
         return entries
+
+    def _remember(self, sha: str, entries: list[TreeEntry]) -> None:
+        self._trees[sha] = entries
+        if len(self._trees) > _CACHED_TREES:
+            self._trees.popitem(last=False)
 
     def write_tree(self, entries: list[TreeEntry]) -> str:
         sha = self.write("tree", format_tree(entries))
-        self._trees[sha] = entries
+        self._remember(sha, entries)
         return sha
 
     def commit_tree(self, sha: str) -> str:
@@ -156,25 +383,19 @@ class ObjectStore:
         head = self.read(sha, "commit").split(b"\n", 1)[0]
         return head.split(b" ")[1].decode()
 
-    def blob_at(self, tree: str, path: str) -> tuple[str, bytes] | None:
-        """(blob id, bytes) of `path` in `tree`, or None when it is not there."""
-        sha = self.lookup(tree, path)
-        if sha is None:
-            return None
-        return sha, self.read(sha, "blob")
-
-    def lookup(self, tree: str, path: str) -> str | None:
+    def entry(self, tree: str, path: str) -> TreeEntry | None:
+        """The entry at `path` in `tree` (any mode), or None when it is not there."""
         current = tree
         parts = path.encode().split(b"/")
         for k, part in enumerate(parts):
-            entry = next((e for e in self.tree(current) if e.name == part), None)
-            if entry is None:
+            found = next((e for e in self.tree(current) if e.name == part), None)
+            if found is None:
                 return None
             if k == len(parts) - 1:
-                return entry.sha
-            if entry.mode != "40000":
+                return found
+            if found.mode != DIRECTORY:
                 return None
-            current = entry.sha
+            current = found.sha
         return None
 
     def replace_paths(self, tree: str | None, blobs: dict[str, str | None]) -> str:
@@ -189,16 +410,16 @@ class ObjectStore:
             if len(parts) == 1:
                 old = current.pop(parts[0], None)
                 if blob is not None:
-                    mode = old.mode if old is not None and old.mode in ("100644", "100755") else "100644"
+                    mode = old.mode if old is not None and old.mode in REGULAR_MODES else "100644"
                     current[parts[0]] = TreeEntry(mode, parts[0], blob)
             else:
                 nested.setdefault(parts[0], {})[parts[1:]] = blob
         for name, sub_changes in nested.items():
             old = current.pop(name, None)
-            sub = old.sha if old is not None and old.mode == "40000" else None
+            sub = old.sha if old is not None and old.mode == DIRECTORY else None
             new_sub = self._replace(sub, sub_changes)
             if self.tree(new_sub):
-                current[name] = TreeEntry("40000", name, new_sub)
+                current[name] = TreeEntry(DIRECTORY, name, new_sub)
         return self.write_tree(list(current.values()))
 
 
@@ -233,7 +454,7 @@ def committer_ident(cwd: Path) -> str:
     key = str(cwd)
     if key not in _ident_cache:
         try:
-            raw = git(cwd, "var", "GIT_COMMITTER_IDENT").strip()
+            raw = _text(cwd, "var", "GIT_COMMITTER_IDENT").strip()
             _ident_cache[key] = raw.rsplit(" ", 2)[0]
         except GitError:
             _ident_cache[key] = "specflowd <specflowd@localhost>"
@@ -263,15 +484,20 @@ class RefMoved(Exception):
 def update_ref(cwd: Path, ref: str, new: str, old: str | None, reason: str) -> None:
     """Compare-and-swap `ref` from `old` (None: must not exist) to `new`, in a one-off process."""
     try:
-        git(cwd, "update-ref", "-m", reason, ref, new, old or ZERO, quiet=True)
+        _text(cwd, "update-ref", "-m", reason, ref, new, old or ZERO, quiet=True)
     except GitError as e:
         _raise_ref_error(e.stderr)
         raise
 
 
+def delete_ref(cwd: Path, ref: str, old: str) -> None:
+    """Delete `ref` if it still points at `old`; nothing when it moved or is gone."""
+    _run(cwd, "update-ref", "-d", ref, old, quiet=True)
+
+
 def _raise_ref_error(msg: str) -> None:
     if "index.lock" in msg or ".lock" in msg and "File exists" in msg:
-        raise UserError(_lock_message(msg), code="conflict")
+        raise UserError(_lock_message(msg), code=ErrorCode.CONFLICT)
     if "but expected" in msg or "is at" in msg or "reference already exists" in msg or "unable to resolve" in msg:
         raise RefMoved(msg)
 
@@ -290,8 +516,8 @@ class RefUpdater:
         proc = self._proc
         if proc is None or proc.poll() is not None:
             proc = self._proc = subprocess.Popen(
-                ["git", *QUIET_CONFIG, "update-ref", "-m", self.reason, "--stdin"], cwd=self.cwd, env=git_env(), text=True,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                ["git", *QUIET_CONFIG, "update-ref", "-m", self.reason, "--stdin"], cwd=self.cwd, env=git_env(),
+                text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         try:
             proc.stdin.write(f"start\nupdate {ref} {new} {old or ZERO}\nprepare\ncommit\n")

@@ -4,9 +4,12 @@ branch, used by `specflowd mark --now` and by the daemon alike."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from specflowd.core.tasklist import Change, Document, Mark, Status, TaskListError, apply_marks, parse
-from specflowd.core.trailers import mark_message
+from specflowd.core.lint import lint
+from specflowd.core.tasklist import Change, Document, Mark, TaskListError, apply_marks, parse
+from specflowd.core.trailers import edit_message, mark_message
+from specflowd.core.vocab import ErrorCode, MarkSource, TaskStatus
 from specflowd.errors import UserError
 from specflowd.repo.designdocs import DesignDocs, FileChange, Snapshot
 
@@ -18,7 +21,7 @@ class MarkOutcome:
     changes: list[Change] = field(default_factory=list)
     hand_edit_commit: str | None = None  # pending hand edits committed first, if any
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """The outcome as `mark --json` prints it and the daemon answers it."""
         return {"spec": self.spec, "commit": self.commit, "hand_edit_commit": self.hand_edit_commit,
                 "changes": [{"task": c.id, "from": c.old.value, "to": c.new.value, "derived": c.derived}
@@ -36,14 +39,14 @@ def resolve_spec(docs: DesignDocs, spec: str | None, hint: str | None = None) ->
     if len(specs) == 1:
         return specs[0]
     if not specs:
-        raise UserError("there are no specs yet: add one with `specflowd new SPEC-ID`", code="unknown_spec",
+        raise UserError("there are no specs yet: add one with `specflowd new SPEC-ID`", code=ErrorCode.UNKNOWN_SPEC,
                         field="spec")
-    raise UserError(f"which spec? there are several ({', '.join(specs)}): pass --spec", code="invalid_field",
+    raise UserError(f"which spec? there are several ({', '.join(specs)}): pass --spec", code=ErrorCode.INVALID_FIELD,
                     field="spec")
 
 
 def mark(docs: DesignDocs, spec: str, marks: list[Mark], *, orchestration: str | None = None,
-         batch: str | None = None, evidence: str | None = None, source: str | None = None) -> MarkOutcome:
+         batch: str | None = None, evidence: str | None = None, source: MarkSource | None = None) -> MarkOutcome:
     """Commit the marks (and parents that follow) as one commit. Uncommitted hand edits of the task
     list are committed first, as their own commit, so a mark never overwrites them."""
     outcome = MarkOutcome(spec=spec)
@@ -78,8 +81,6 @@ def commit_hand_edits(docs: DesignDocs, spec: str) -> str | None:
 def commit_hand_edits_locked(docs: DesignDocs, spec: str) -> str | None:
     """Commit a person's uncommitted edit of a spec's task list, with a trailer for every task whose
     status changed. An edit that breaks the task list is refused, and nothing is committed."""
-    from specflowd.core.lint import lint
-
     # The common case, answered without a git process: the worktree holds what is committed.
     snap = docs.snapshot()
     path = snap.task_file(spec)
@@ -96,13 +97,13 @@ def commit_hand_edits_locked(docs: DesignDocs, spec: str) -> str | None:
         problems = lint(new_doc)
         if problems:
             raise UserError(f"{path} has uncommitted edits that break the task list: {problems[0]}; "
-                            "fix them in the design-docs worktree", code="conflict", field="task")
+                            "fix them in the design-docs worktree", code=ErrorCode.CONFLICT, field="task")
         changes = status_changes(docs.document(snap, path), new_doc)
         docs.remember(edited, new_doc)
         if changes:
-            message = mark_message(spec, changes, source="hand-edit")
+            message = mark_message(spec, changes, source=MarkSource.HAND_EDIT)
         else:
-            message = f"{spec}: edit {path.rsplit('/', 1)[-1]}\n\nSpecflow-Spec: {spec}\nSpecflow-Source: hand-edit\n"
+            message = edit_message(spec, path.rsplit("/", 1)[-1])
         return [FileChange(path, edited)], message
 
     return docs.commit_locked(build)
@@ -116,6 +117,6 @@ def status_changes(old: Document, new: Document) -> list[Change]:
         prior = before.get(t.id)
         if prior is not None and (prior.status is not t.status or prior.blocked_reason != t.blocked_reason):
             out.append(Change(t.id, t.title, prior.status, t.status, reason=t.blocked_reason))
-        elif prior is None and t.status.value != "pending":
-            out.append(Change(t.id, t.title, Status.PENDING, t.status))
+        elif prior is None and t.status is not TaskStatus.PENDING:
+            out.append(Change(t.id, t.title, TaskStatus.PENDING, t.status))
     return out

@@ -1,13 +1,20 @@
-"""Where things are: a project's repository, its `.specflow/` folders and its design-docs worktree."""
+"""Where things are: a project's repository, its `.specflow/` folders, its design-docs worktree
+and code worktrees. Every `.specflow/...` path is named here and nowhere else."""
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from specflowd.errors import UserError
-from specflowd.repo.git import GitError, git
+from specflowd.repo import git
+
+DEFAULT_BRANCH = "helix-design-docs"
+DEFAULT_WORKTREE = ".specflow/design-docs"
 
 
 @dataclass(frozen=True)
@@ -23,17 +30,9 @@ class Project:
     def config_path(self) -> Path:
         return self.specflow_dir / "config.toml"
 
-    @cached_property
-    def config(self):  # -> Config; imported lazily so light commands skip pydantic
-        from specflowd.core.config import load_config
-
-        return load_config(self.config_path)
-
     def _design_docs_setting(self, key: str, default: str) -> str:
         # Read without pydantic: marks and `specflowd log` must start fast and need only these
-        # keys; commands that use the rest load the validated `config`.
-        import tomllib
-
+        # keys; commands that use the rest load the validated config (`repo/settings.py`).
         try:
             data = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
             value = data.get("design_docs", {}).get(key)
@@ -45,7 +44,7 @@ class Project:
 
     @cached_property
     def branch(self) -> str:
-        return self._design_docs_setting("branch", "helix-design-docs")
+        return self._design_docs_setting("branch", DEFAULT_BRANCH)
 
     @property
     def branch_ref(self) -> str:
@@ -53,7 +52,7 @@ class Project:
 
     @cached_property
     def design_docs(self) -> Path:
-        return (self.root / self._design_docs_setting("worktree", ".specflow/design-docs")).resolve()
+        return (self.root / self._design_docs_setting("worktree", DEFAULT_WORKTREE)).resolve()
 
     @property
     def requests(self) -> Path:
@@ -67,13 +66,52 @@ class Project:
     def workflows(self) -> Path:
         return self.specflow_dir / "workflows"
 
+    def state_file(self, orchestration: str) -> Path:
+        return self.workflows / f"orchestration-{orchestration}.json"
+
     @property
     def worktrees(self) -> Path:
         return self.specflow_dir / "worktrees"
 
+    def code_worktree(self, spec: str) -> Path:
+        """Where the agents of an orchestration of `spec` work (branch `specflow/<spec>`)."""
+        return self.worktrees / spec
+
+    def spec_of_worktree(self, path: Path) -> str | None:
+        """The spec whose code worktree holds `path`, if any."""
+        worktrees = self.worktrees.resolve()
+        path = path.resolve()
+        if path.is_relative_to(worktrees) and path != worktrees:
+            return path.relative_to(worktrees).parts[0]
+        return None
+
     @property
     def logs(self) -> Path:
         return self.specflow_dir / "logs"
+
+    def log_file(self, orchestration: str, n: int, phase: str) -> Path:
+        """The transcript of an orchestration's n-th agent run."""
+        return self.logs / orchestration / f"{n}-{phase}.jsonl"
+
+    @property
+    def prompt_overrides(self) -> Path:
+        """`<name>.md` here replaces the shipped prompt template of that name."""
+        return self.specflow_dir / "prompts"
+
+    @property
+    def spec_templates(self) -> Path:
+        """`<name>.md` here replaces the shipped spec document template of that name."""
+        return self.specflow_dir / "templates" / "spec"
+
+    @property
+    def lock_path(self) -> Path:
+        """The daemon's single-instance lock."""
+        return self.specflow_dir / "daemon.lock"
+
+    @property
+    def docs_lock_path(self) -> Path:
+        """Held while anyone commits to the design-docs branch."""
+        return self.specflow_dir / "design-docs.lock"
 
     def is_initialized(self) -> bool:
         return self.config_path.exists() and (self.design_docs / ".git").exists()
@@ -84,25 +122,42 @@ class Project:
         return self
 
 
+def shipped_template(kind: Literal["prompts", "spec"], file: str) -> str:
+    """A template that ships in the package: `prompts/<name>.md` or `spec/<document>`."""
+    try:
+        return resources.files("specflowd").joinpath("templates", kind, file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"no {kind} template {file!r}") from None
+
+
+def template(project: Project, kind: Literal["prompts", "spec"], file: str) -> str:
+    """The project's own template (`.specflow/prompts/<name>.md`, `.specflow/templates/spec/<doc>`)
+    when it has one, else the shipped one."""
+    own = (project.prompt_overrides if kind == "prompts" else project.spec_templates) / file
+    if own.is_file():
+        return own.read_text(encoding="utf-8")
+    return shipped_template(kind, file)
+
+
 def locate(start: Path | None = None) -> Project:
     """The project containing `start` (default: the current folder), from any of its worktrees."""
     cwd = (start or Path.cwd()).resolve()
-    try:
-        out = git(cwd, "rev-parse", "--path-format=absolute", "--git-common-dir", "--is-bare-repository").split("\n")
-    except (GitError, NotADirectoryError, FileNotFoundError):
+    found = git.locate(cwd)
+    if found is None:
         raise UserError(
             f"{cwd} is not inside a git repository: run `git init` and make a first commit, "
             "or cd into your project"
-        ) from None
-    common_dir = Path(out[0])
-    if out[1] == "true":
+        )
+    if found.bare:
         raise UserError(
-            f"{common_dir} is a bare repository: specflowd needs a working tree; "
+            f"{found.common_dir} is a bare repository: specflowd needs a working tree; "
             "clone it (`git clone`) and run specflowd in the clone"
         )
-    if common_dir.name == ".git":
-        root = common_dir.parent
-    else:  # a separate git dir: the main worktree is the first one git lists
-        listing = git(cwd, "worktree", "list", "--porcelain")
-        root = Path(listing.split("\n", 1)[0].removeprefix("worktree "))
-    return Project(root=root, common_dir=common_dir)
+    if found.object_format != "sha1":
+        raise UserError(
+            f"{found.common_dir} uses {found.object_format} object names "
+            f"(extensions.objectFormat={found.object_format}); specflowd works with SHA-1 repositories "
+            "only, since the object database it writes with (GitPython's gitdb) knows no other")
+    # With a separate git dir, the main worktree is the first one git lists.
+    root = found.common_dir.parent if found.common_dir.name == ".git" else git.worktrees(cwd)[0].path
+    return Project(root=root, common_dir=found.common_dir)

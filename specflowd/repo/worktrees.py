@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from specflowd.core.vocab import ErrorCode
 from specflowd.errors import UserError
-from specflowd.repo.git import GitError, git, read_ref
+from specflowd.repo import git
+from specflowd.repo.git import GitError
 from specflowd.repo.project import Project
 
 
@@ -14,52 +16,40 @@ def work_branch(spec: str) -> str:
     return f"specflow/{spec}"
 
 
-def worktree_path(project: Project, spec: str) -> Path:
-    return project.worktrees / spec
-
-
 def ensure(project: Project, spec: str, base_branch: str) -> Path:
     """The spec's code worktree, created (with its branch, from `base_branch`) when missing.
     An existing branch is reused as it is: work already done on it is never thrown away."""
-    path = worktree_path(project, spec)
+    path = project.code_worktree(spec)
     if (path / ".git").exists():
         return path
     branch = work_branch(spec)
-    git(project.root, "worktree", "prune")
-    if read_ref(project.common_dir, f"refs/heads/{branch}") is None:
-        if read_ref(project.common_dir, f"refs/heads/{base_branch}") is None:
+    if git.read_ref(project.common_dir, f"refs/heads/{branch}") is None:
+        if git.read_ref(project.common_dir, f"refs/heads/{base_branch}") is None:
             raise UserError(f"base branch {base_branch!r} does not exist in {project.root}: set "
-                            f"[orchestration] base_branch", code="invalid_field", field="config")
-        git(project.root, "branch", branch, base_branch)
+                            f"[orchestration] base_branch", code=ErrorCode.INVALID_FIELD, field="config")
+        git.create_branch(project.root, branch, base_branch)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        git(project.root, "worktree", "add", "-q", str(path), branch)
+        git.add_worktree(project.root, path, branch)
     except GitError as e:
-        raise UserError(f"cannot check out {branch} at {path}: {e.stderr.strip()}", code="conflict") from None
+        raise UserError(f"cannot check out {branch} at {path}: {e.stderr.strip()}", code=ErrorCode.CONFLICT) from None
     return path
 
 
 def lock(project: Project, spec: str, reason: str) -> None:
-    """`git worktree lock`: while an agent works there, `git worktree prune` must leave it alone."""
-    path = worktree_path(project, spec)
-    git(project.root, "worktree", "lock", "--reason", reason, str(path), check=False)
+    """While an agent works there, `git worktree prune` must leave it alone."""
+    git.lock_worktree(project.root, project.code_worktree(spec), reason)
 
 
 def unlock(project: Project, spec: str) -> None:
-    git(project.root, "worktree", "unlock", str(worktree_path(project, spec)), check=False)
-
-
-def is_clean(path: Path) -> bool:
-    return git(path, "status", "--porcelain").strip() == ""
+    git.unlock_worktree(project.root, project.code_worktree(spec))
 
 
 def remove_if_clean(project: Project, spec: str) -> bool:
     """Remove the worktree (not the branch) when nothing uncommitted is in it; True when removed."""
-    path = worktree_path(project, spec)
-    if not (path / ".git").exists():
-        return False
-    if not is_clean(path):
+    path = project.code_worktree(spec)
+    if not (path / ".git").exists() or git.changed_files(path):
         return False
     unlock(project, spec)
-    git(project.root, "worktree", "remove", str(path))
+    git.remove_worktree(project.root, path)
     return True

@@ -14,9 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+from watchdog.events import FileCreatedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler
+from watchdog.observers.inotify import InotifyObserver
 
+from specflowd import fsio
+from specflowd.core import ids
 from specflowd.daemon import pidlock
-from specflowd.repo.project import Project
+from specflowd.errors import UserError
+from specflowd.repo.project import Project, locate
 
 DEFAULT_WAIT_S = 30.0
 EXIT_NO_ANSWER = 3
@@ -29,15 +34,10 @@ def new_request_id(action: str) -> str:
 def drop(project: Project, payload: dict[str, Any]) -> str:
     """Put a request into the inbox atomically; returns its id (the answer's file name)."""
     rid = payload.setdefault("id", new_request_id(payload["action"]))
-    tmp = project.requests / "tmp" / f"{rid}.json"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, json.dumps(payload).encode() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, project.requests / f"{rid}.json")
+    tmp = project.requests / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    # Made in tmp/ and renamed in: the daemon never sees a request half-written.
+    fsio.atomic_write(project.requests / f"{rid}.json", json.dumps(payload).encode() + b"\n", tmp_dir=tmp)
     return rid
 
 
@@ -46,15 +46,12 @@ class AnswerWatch:
     answer cannot slip in between looking and starting to watch."""
 
     def __init__(self, responses: Path, rid: str) -> None:
-        from watchdog.events import FileCreatedEvent, FileMovedEvent, FileSystemEventHandler
-        from watchdog.observers.inotify import InotifyObserver
-
         self.path = responses / f"{rid}.json"
         arrived = self.arrived = threading.Event()
         name = self.path.name
 
         class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: Any) -> None:
+            def on_any_event(self, event: FileSystemEvent) -> None:
                 path = event.dest_path if event.event_type == "moved" else event.src_path
                 if os.path.basename(os.fsdecode(path)) == name:
                     arrived.set()
@@ -90,7 +87,7 @@ class AnswerWatch:
 def submit(project: Project, payload: dict[str, Any], *, wait: float | None, as_json: bool,
            describe: Callable[[dict[str, Any]], str]) -> None:
     """Drop the request; with `wait`, wait for the answer and print it. Exits 0 ok, 1 refused, 3 no answer."""
-    running = pidlock.holder(project.specflow_dir)
+    running = pidlock.holder(project)
     watch = None
     if wait is not None:
         payload.setdefault("id", new_request_id(payload["action"]))
@@ -142,16 +139,16 @@ def orchestration_command(action: str, summary: str) -> click.Command:
     return command
 
 
-def current_project() -> Project:
-    from specflowd.repo.project import locate
+def spec_hint(project: Project) -> str | None:
+    """The spec the caller works on: $SPECFLOW_SPEC (set for agents), or the code worktree it runs in."""
+    return os.environ.get("SPECFLOW_SPEC") or project.spec_of_worktree(Path.cwd())
 
+
+def current_project() -> Project:
     return locate().require_initialized()
 
 
 def checked_orchestration(value: str) -> str:
-    from specflowd.core import ids
-    from specflowd.errors import UserError
-
     try:
         return ids.check_orchestration_id(value)
     except ValueError as e:

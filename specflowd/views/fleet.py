@@ -6,9 +6,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from specflowd.core.overview import FINISHED_VALUES
+from specflowd.core.overview import duration
 from specflowd.core.state import OrchestrationState
+from specflowd.core.vocab import FINISHED
 from specflowd.daemon.statefile import read_all
+from specflowd.repo.project import Project
 
 
 def runs(state: OrchestrationState, project: Path, now: datetime) -> list[dict[str, Any]]:
@@ -19,7 +21,7 @@ def runs(state: OrchestrationState, project: Path, now: datetime) -> list[dict[s
             continue
         batch = next((b for b in state.batches if b.index == run.batch), None)
         tasks = batch.task_ids if batch else []
-        current = next((t for t in tasks if state.task_status.get(t) not in FINISHED_VALUES), None)
+        current = next((t for t in tasks if state.task_status.get(t) not in FINISHED), None)
         at = tasks.index(current) if current in tasks else 0
         out.append({
             "project": str(project),
@@ -41,20 +43,18 @@ def runs(state: OrchestrationState, project: Path, now: datetime) -> list[dict[s
     return out
 
 
-def gather(projects: list[Path], now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
+def gather(projects: list[Project], now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
-    for root in projects:
-        states, broken = read_all(root / ".specflow" / "workflows")
+    for project in projects:
+        states, broken = read_all(project)
         problems += [f"{path}: unreadable: {why}" for path, why in broken.items()]
         for state in sorted(states.values(), key=lambda s: s.created_at):
-            rows += runs(state, root, now)
+            rows += runs(state, project.root, now)
     return rows, problems
 
 
 def line(row: dict[str, Any]) -> str:
-    from specflowd.core.overview import duration
-
     around = " ".join([*row["before"], f"[{row['task']}]" if row["task"] else "", *row["after"]]).strip()
     return (f"{Path(row['project']).name:<16} {row['spec']:<20} {row['orchestration']}  {row['phase']:<9} "
             f"{row['batch'] or '-':<22} {row['state']:<18} {around:<32} {duration(row['run_time_s']):>7} "

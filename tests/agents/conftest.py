@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from specflowd.agents.pool import Pool
-from specflowd.agents.result import AgentRequest, AgentResult, RunFinished
+from specflowd.agents.result import AgentRequest, RunFinished
 from specflowd.agents.supervisor import Supervisor
+from specflowd.core.events import RunResult
 
 FAKES = Path(__file__).resolve().parent.parent / "fakes"
 
@@ -45,6 +46,11 @@ def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return write
 
 
+def log_path(root: Path, orchestration: str, n: int, phase: str) -> Path:
+    """Where the daemon keeps a run's transcript (`Project.log_file`)."""
+    return root / ".specflow" / "logs" / orchestration / f"{n}-{phase}.jsonl"
+
+
 class Harness:
     """A supervisor whose events land in a queue, as they will in the daemon's event loop."""
 
@@ -61,10 +67,10 @@ class Harness:
             if isinstance(event, kind) and (run_id is None or getattr(event, "run_id", None) == run_id):
                 return event
 
-    def result(self, run_id: str, timeout: float = 20.0) -> AgentResult:
+    def result(self, run_id: str, timeout: float = 20.0) -> RunResult:
         return self.next(RunFinished, run_id, timeout).result
 
-    def run(self, request: AgentRequest, log: Path, run_id: str = "r1", **kw: Any) -> AgentResult:
+    def run(self, request: AgentRequest, log: Path, run_id: str = "r1", **kw: Any) -> RunResult:
         self.supervisor.start(run_id, request, log, **kw)
         return self.result(run_id)
 

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from specflowd.agents.registry import adapter_for
-from specflowd.agents.result import AgentRequest, ErrorType
+from specflowd.agents.result import AgentRequest
 from specflowd.agents.stream import Exit, Final, Observation, Transcript, conclude, fold
+from specflowd.core.vocab import ErrorType
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 PROMPT = "implement T001 with a secret prompt"
@@ -112,7 +113,7 @@ def test_success_subtype_with_is_error_is_not_success() -> None:
 
 def test_rate_limit_carries_reset_time() -> None:
     r = run("claude", [claude_result("success", True, "Claude AI usage limit reached|1767225600")], 1)
-    assert r.rate_limit_resets_at == datetime.fromtimestamp(1767225600, UTC)
+    assert r.resets_at == datetime.fromtimestamp(1767225600, UTC)
 
 
 def test_cancel_wins_over_a_successful_stream() -> None:
@@ -133,7 +134,7 @@ def test_codex_stream() -> None:
     limited = run("codex", [{"type": "error", "message": "You've hit your usage limit. Try again in 2 hours 5 minutes."},
                             {"type": "turn.failed", "error": {"message": "usage limit"}}], 1)
     assert limited.error_type is ErrorType.RATE_LIMITED
-    assert limited.rate_limit_resets_at == datetime(2026, 1, 1, 14, 5, tzinfo=UTC)
+    assert limited.resets_at == datetime(2026, 1, 1, 14, 5, tzinfo=UTC)
     assert run("codex", [{"type": "thread.started", "thread_id": "x"}], 0).error_type is ErrorType.BAD_OUTPUT
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from specflowd.agents.process import is_alive
 from specflowd.agents.result import AgentRequest, RunFinished, RunInterrupted, RunRecord, RunStarted
-from specflowd.agents.supervisor import log_path
-from tests.agents.conftest import Harness
+from tests.agents.conftest import Harness, log_path
 from tests.conftest import git, wait_for
 
 # A daemon that starts one run, hands its record over (as the state file would), and is killed.

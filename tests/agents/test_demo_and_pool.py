@@ -7,10 +7,9 @@ from pathlib import Path
 
 from specflowd.agents.demo import tasks_in
 from specflowd.agents.pool import Pool
-from specflowd.agents.result import AgentRequest, ErrorType, RunFinished, RunStarted
-from specflowd.agents.sessions import SessionPolicy, session_for
-from specflowd.agents.supervisor import log_path
-from tests.agents.conftest import Harness
+from specflowd.agents.result import AgentRequest, RunFinished, RunStarted
+from specflowd.core.vocab import ErrorType
+from tests.agents.conftest import Harness, log_path
 from tests.conftest import git, wait_for
 
 TASKS = """Implement these tasks:
@@ -82,11 +81,3 @@ def test_pool_runs_at_most_max_agents_first_come_first_served(repo: Path, tmp_pa
     assert pool.state().running == [] and pool.state().waiting == []
     assert sum(isinstance(e, RunFinished) for e in harness.seen) == 4
     harness.supervisor.close()
-
-
-def test_session_policy() -> None:
-    assert session_for(SessionPolicy.FRESH, "s1").resume_session_id is None
-    assert session_for(SessionPolicy.CONTINUE, "s1").model_dump() == {"resume_session_id": "s1", "fork_session": False}
-    assert session_for(SessionPolicy.CONTINUE, None).resume_session_id is None
-    healer = session_for(SessionPolicy.FRESH, "s1", healing="failed")
-    assert (healer.resume_session_id, healer.fork_session) == ("failed", True)

@@ -13,9 +13,10 @@ import pytest
 
 from specflowd.agents import registry, supervisor
 from specflowd.agents.process import AGENT_NICE, autogroup_nice, lower_priority, specflow_env
-from specflowd.agents.result import AgentRequest, ErrorType, RunFinished, RunProgress, RunStarted
-from specflowd.agents.supervisor import THREAD_NAME, log_path
-from tests.agents.conftest import Harness
+from specflowd.agents.result import AgentRequest, RunFinished, RunProgress, RunStarted
+from specflowd.agents.supervisor import THREAD_NAME
+from specflowd.core.vocab import ErrorType
+from tests.agents.conftest import Harness, log_path
 from tests.conftest import git, wait_for
 
 PROMPT = "Implement T001.\nThis sentence is the prompt and must never be in argv."
@@ -111,7 +112,7 @@ def test_usage_limit_gives_reset_time(fake_bin: Path, repo: Path, scenario, harn
     scenario(outcome="usage_limit", reset=1767225600)
     result = harness.run(req(repo), log_path(repo, "o1", 1, "implement"))
     assert result.error_type is ErrorType.RATE_LIMITED
-    assert result.rate_limit_resets_at == datetime.fromtimestamp(1767225600, UTC)
+    assert result.resets_at == datetime.fromtimestamp(1767225600, UTC)
 
 
 def test_crash_mid_stream_keeps_every_whole_line(fake_bin: Path, repo: Path, scenario, harness: Harness) -> None:

@@ -144,7 +144,8 @@ def floors(base: Path, env: dict[str, str], n: int) -> tuple[list[float], list[f
     """What the daemon cannot go below on this machine, now: the client seeing a rename through its own
     watch (no daemon), and `marks.mark` called in-process (the same commit, no inbox)."""
     sys.path.insert(0, str(ROOT))
-    from specflowd.core.tasklist import Mark, Status
+    from specflowd.core.tasklist import Mark
+    from specflowd.core.vocab import TaskStatus
     from specflowd.repo.designdocs import DesignDocs
     from specflowd.repo.marks import mark
     from specflowd.repo.project import locate
@@ -167,7 +168,7 @@ def floors(base: Path, env: dict[str, str], n: int) -> tuple[list[float], list[f
     commits = []
     for i in range(n):
         t = time.perf_counter()
-        mark(docs, "demo", [Mark("T001", Status.DONE if i % 2 == 0 else Status.PENDING)])
+        mark(docs, "demo", [Mark("T001", TaskStatus.DONE if i % 2 == 0 else TaskStatus.PENDING)])
         commits.append((time.perf_counter() - t) * 1000)
     return seen, commits
 

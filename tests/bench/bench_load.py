@@ -13,16 +13,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-from common import ENV, ROOT, cpu_s, rss_mb, settle, table
+from common import ENV, ROOT, cpu_s, rss_mb, run, settle, table
 
 
 def make(base: Path, n_projects: int, n_orchestrations: int) -> list[Path]:
-    from specflowd.core.state import Decision, OrchestrationState, Status
+    from specflowd.core.state import Decision, OrchestrationState
+    from specflowd.core.vocab import Status
     from specflowd.daemon import statefile
     from specflowd.ops.init import initialize
-    from specflowd.repo.git import git
     from specflowd.repo.project import locate
 
     roots = []
@@ -30,16 +31,17 @@ def make(base: Path, n_projects: int, n_orchestrations: int) -> list[Path]:
     for i in range(n_projects):
         root = base / f"p{i:02d}"
         root.mkdir()
-        git(root, "init", "-q", "-b", "main")
-        git(root, "commit", "-q", "--allow-empty", "-m", "initial")
+        run(["git", "init", "-q", "-b", "main"], root)
+        run(["git", "commit", "-q", "--allow-empty", "-m", "initial"], root)
         initialize(locate(root))
         roots.append(root)
     for k in range(n_orchestrations):
         root = roots[k % n_projects]
+        now = datetime.now(UTC)
         state = OrchestrationState(id=f"{k:08x}", spec=f"spec-{k}", project=str(root),
-                                   status=statuses[k % len(statuses)],
-                                   decisions=[Decision(decision="start", reason="bench")])
-        statefile.save(root / ".specflow" / "workflows", state)
+                                   status=statuses[k % len(statuses)], created_at=now, updated_at=now,
+                                   decisions=[Decision(at=now, decision="start", reason="bench")])
+        statefile.save(locate(root), state)
     return roots
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from common import ENV, ROOT, fast_history, median, ms, pct, run, table, task_file, times
 
 from specflowd.core.plan import make_plan
-from specflowd.core.tasklist import Mark, Status, parse
+from specflowd.core.tasklist import Mark, parse
+from specflowd.core.vocab import TaskStatus
 from specflowd.ops.init import initialize
 from specflowd.repo.designdocs import DesignDocs
 from specflowd.repo.marks import mark
@@ -67,7 +68,7 @@ def bench_marks(project: Path, plain: Path, n: int) -> list[tuple[str, ...]]:
             theirs.append(time.perf_counter() - t)
         for task in ids[start:start + block]:
             t = time.perf_counter()
-            outcome = mark(docs, SPEC, [Mark(task, Status.DONE)])
+            outcome = mark(docs, SPEC, [Mark(task, TaskStatus.DONE)])
             ours.append(time.perf_counter() - t)
             assert outcome.commit is not None
     status = run(["git", "status", "--porcelain"], docs.worktree)

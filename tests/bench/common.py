@@ -92,13 +92,12 @@ def make_project(base: Path, name: str, specs: dict[str, str], configure: Callab
     and the given specs (id -> task list) committed on the design-docs branch."""
     from specflowd.core.config import Config, render_config
     from specflowd.ops.init import initialize
-    from specflowd.repo.git import git
     from specflowd.repo.project import locate
 
     project = base / name
     project.mkdir()
-    git(project, "init", "-q", "-b", "main")
-    git(project, "commit", "-q", "--allow-empty", "-m", "initial")
+    run(["git", "init", "-q", "-b", "main"], project)
+    run(["git", "commit", "-q", "--allow-empty", "-m", "initial"], project)
     proj = locate(project)
     config = Config()
     if configure is not None:
@@ -111,8 +110,8 @@ def make_project(base: Path, name: str, specs: dict[str, str], configure: Callab
         folder.mkdir(parents=True)
         (folder / "progress.md").write_text(tasks)
     if specs:
-        git(proj.design_docs, "add", "-A")
-        git(proj.design_docs, "commit", "-q", "-m", "specs")
+        run(["git", "add", "-A"], proj.design_docs)
+        run(["git", "commit", "-q", "-m", "specs"], proj.design_docs)
     return project
 
 

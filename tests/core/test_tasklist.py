@@ -14,20 +14,20 @@ from specflowd.core.tasklist import (
     TAB_WIDTH,
     TASK_RE,
     Mark,
-    Status,
     TaskListError,
     apply_marks,
     excluded_lines,
     parse,
     set_box,
 )
+from specflowd.core.vocab import TaskStatus
 from tests.conftest import CORPUS
 
 CORPUS_FILES = sorted(p for p in CORPUS.glob("*.md") if p.name != "README.md")
 
 
-def other_status(status: Status) -> Status:
-    return Status.PENDING if status is Status.DONE else Status.DONE
+def other_status(status: TaskStatus) -> TaskStatus:
+    return TaskStatus.PENDING if status is TaskStatus.DONE else TaskStatus.DONE
 
 
 def roundtrip(data: bytes) -> bytes:
@@ -63,8 +63,8 @@ def test_corpus_parses_and_round_trips(path) -> None:
 def test_corpus_marks_all_done_then_back(path) -> None:
     data = path.read_bytes()
     doc = parse(data)
-    done, _ = apply_marks(doc, [Mark(f"#{t.index + 1}", Status.DONE) for t in doc.tasks])
-    assert all(t.status is Status.DONE for t in done.tasks)
+    done, _ = apply_marks(doc, [Mark(f"#{t.index + 1}", TaskStatus.DONE) for t in doc.tasks])
+    assert all(t.status is TaskStatus.DONE for t in done.tasks)
     back = done
     for t in doc.tasks:
         back = set_box(back, t.index, t.box, t.blocked_reason)
@@ -105,8 +105,8 @@ def test_ids_spec_kit_kiro_and_position() -> None:
 def test_statuses_from_every_box() -> None:
     doc = parse(b"- [ ] a\n- [~] b\n- [x] c\n- [X] d\n- [b] e (blocked: api down)\n- [B] f\n- [-] g\n")
     assert [t.status for t in doc.tasks] == [
-        Status.PENDING, Status.IN_PROGRESS, Status.DONE, Status.DONE, Status.BLOCKED, Status.BLOCKED,
-        Status.SKIPPED]
+        TaskStatus.PENDING, TaskStatus.IN_PROGRESS, TaskStatus.DONE, TaskStatus.DONE, TaskStatus.BLOCKED, TaskStatus.BLOCKED,
+        TaskStatus.SKIPPED]
     assert doc.tasks[4].blocked_reason == "api down"
     assert doc.tasks[4].title == "e"
 
@@ -165,43 +165,43 @@ def test_nesting_and_spans() -> None:
 
 def test_parent_follows_children_both_ways() -> None:
     doc = parse(b"- [ ] 1. Parent\n  - [x] 1.1 a\n  - [ ] 1.2 b\n")
-    done, changes = apply_marks(doc, [Mark("1.2", Status.DONE)])
-    assert [(c.id, c.new, c.derived) for c in changes] == [("1", Status.DONE, True), ("1.2", Status.DONE, False)]
+    done, changes = apply_marks(doc, [Mark("1.2", TaskStatus.DONE)])
+    assert [(c.id, c.new, c.derived) for c in changes] == [("1", TaskStatus.DONE, True), ("1.2", TaskStatus.DONE, False)]
     assert done.to_bytes() == b"- [x] 1. Parent\n  - [x] 1.1 a\n  - [x] 1.2 b\n"
-    undone, changes = apply_marks(done, [Mark("1.1", Status.PENDING)])
+    undone, changes = apply_marks(done, [Mark("1.1", TaskStatus.PENDING)])
     assert undone.to_bytes() == b"- [ ] 1. Parent\n  - [ ] 1.1 a\n  - [x] 1.2 b\n"
     assert {c.id for c in changes} == {"1", "1.1"}
 
 
 def test_grandparent_follows_too() -> None:
     doc = parse(b"- [ ] 1 Top\n  - [ ] 1.1 Mid\n    - [ ] 1.1.1 Leaf\n")
-    done, changes = apply_marks(doc, [Mark("1.1.1", Status.DONE)])
-    assert all(t.status is Status.DONE for t in done.tasks)
+    done, changes = apply_marks(doc, [Mark("1.1.1", TaskStatus.DONE)])
+    assert all(t.status is TaskStatus.DONE for t in done.tasks)
     assert len(changes) == 3
 
 
 def test_blocked_reason_added_replaced_removed() -> None:
     data = b"- [ ] T001 Do it  \r\n- [ ] T002 other"
     doc = parse(data)
-    blocked, changes = apply_marks(doc, [Mark("T001", Status.BLOCKED, "api\ndown")])
+    blocked, changes = apply_marks(doc, [Mark("T001", TaskStatus.BLOCKED, "api\ndown")])
     assert blocked.lines[0] == b"- [b] T001 Do it (blocked: api down)  \r\n"
     assert changes[0].reason == "api down"
-    again, _ = apply_marks(blocked, [Mark("T001", Status.BLOCKED, "still down")])
+    again, _ = apply_marks(blocked, [Mark("T001", TaskStatus.BLOCKED, "still down")])
     assert again.tasks[0].blocked_reason == "still down"
-    cleared, _ = apply_marks(again, [Mark("T001", Status.PENDING)])
+    cleared, _ = apply_marks(again, [Mark("T001", TaskStatus.PENDING)])
     assert cleared.to_bytes() == data
 
 
 def test_marking_keeps_spelling_and_reports_nothing_when_unchanged() -> None:
     doc = parse(b"- [X] T001 done already\n")
-    same, changes = apply_marks(doc, [Mark("T001", Status.DONE)])
+    same, changes = apply_marks(doc, [Mark("T001", TaskStatus.DONE)])
     assert changes == [] and same.to_bytes() == doc.to_bytes()
 
 
 def test_unknown_and_ambiguous_ids() -> None:
     doc = parse(b"- [ ] T001 a\n- [ ] T001 b\n- [ ] T002 c\n")
     with pytest.raises(TaskListError, match="no task 'T404'"):
-        apply_marks(doc, [Mark("T002", Status.DONE), Mark("T404", Status.DONE)])
+        apply_marks(doc, [Mark("T002", TaskStatus.DONE), Mark("T404", TaskStatus.DONE)])
     with pytest.raises(TaskListError, match="ambiguous"):
         doc.find("T001")
     assert doc.find("#2").title == "b"
@@ -213,7 +213,7 @@ def test_odd_bytes_survive() -> None:
     doc = parse(data)
     assert [t.id for t in doc.tasks] == ["T001", "T002", "T003"]
     assert doc.tasks[2].parent == 1
-    marked, _ = apply_marks(doc, [Mark("T001", Status.DONE), Mark("T003", Status.DONE)])
+    marked, _ = apply_marks(doc, [Mark("T001", TaskStatus.DONE), Mark("T003", TaskStatus.DONE)])
     assert marked.lines[1] == b"- [x] T001 caf\xe9 \xff\xfe\r"
     assert marked.to_bytes().endswith(b"\t- [x] T003 tabbed child")
     assert roundtrip(data) == data
@@ -223,7 +223,7 @@ def test_five_thousand_tasks() -> None:
     data = b"".join(b"- [ ] T%04d task %d\n" % (i, i) for i in range(1, 5001))
     doc = parse(data)
     assert len(doc.tasks) == 5000 and doc.tasks[-1].id == "T5000"
-    marked, changes = apply_marks(doc, [Mark("T2500", Status.DONE)])
+    marked, changes = apply_marks(doc, [Mark("T2500", TaskStatus.DONE)])
     assert len(changes) == 1
     assert sum(a != b for a, b in zip(doc.lines, marked.lines, strict=True)) == 1
 
@@ -287,7 +287,7 @@ def test_a_mark_changes_only_task_lines(data: bytes, pick) -> None:
     if not doc.tasks:
         return
     t = pick.draw(st.sampled_from(doc.tasks))
-    status = pick.draw(st.sampled_from(list(Status)))
+    status = pick.draw(st.sampled_from(list(TaskStatus)))
     new, changes = apply_marks(doc, [Mark(f"#{t.index + 1}", status, "why")])
     task_lines = {x.line for x in doc.tasks}
     for i, (a, b) in enumerate(zip(doc.lines, new.lines, strict=True)):

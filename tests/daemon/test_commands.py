@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.conftest import run_cli, wait_for
@@ -60,7 +61,9 @@ def test_status_watch_waits_for_changes_instead_of_spinning(project: Path) -> No
     from specflowd.daemon.statefile import save
     from specflowd.repo.project import locate
 
-    save(locate(project).workflows, OrchestrationState(id="0123abcd", spec="demo", project=str(project)))
+    now = datetime.now(UTC)
+    save(locate(project), OrchestrationState(id="0123abcd", spec="demo", project=str(project), created_at=now,
+                                             updated_at=now))
     proc = subprocess.Popen(["specflowd", "status", "--watch"], cwd=project, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:

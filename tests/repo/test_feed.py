@@ -86,7 +86,7 @@ def test_log_needs_the_branch(repo: Path) -> None:
 def test_follow_still_reports_quiet_while_the_git_dir_is_busy(project: Path) -> None:
     """Git and readers touch files in the git dir all the time: the follower must not take that
     for news, nor stop telling its caller every `idle_s` that nothing came (the demo waits so)."""
-    from specflowd.repo import feed
+    from specflowd.repo.follow import follow
     from specflowd.repo.project import locate
 
     proj = locate(project)
@@ -101,15 +101,15 @@ def test_follow_still_reports_quiet_while_the_git_dir_is_busy(project: Path) -> 
             (proj.common_dir / "specflowd-test-noise").write_text(str(n))
             n += 1
 
-    def follow() -> None:
+    def follower_body() -> None:
         tip = git(project, "rev-parse", proj.branch_ref).strip()
-        for entries in feed.follow(proj, None, tip, idle_s=0.2):
+        for entries in follow(proj, None, tip, idle_s=0.2):
             quiet.append(entries)
             if len(quiet) == 3 or stop.is_set():
                 return
 
     noise = threading.Thread(target=busy, daemon=True)
-    follower = threading.Thread(target=follow, daemon=True)
+    follower = threading.Thread(target=follower_body, daemon=True)
     noise.start()
     follower.start()
     try:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from specflowd.core.tasklist import Mark, Status, parse
+from specflowd.core.tasklist import Mark, parse
+from specflowd.core.vocab import TaskStatus
 from specflowd.errors import UserError
 from specflowd.repo.designdocs import DesignDocs
 from specflowd.repo.marks import mark
@@ -205,18 +206,18 @@ def test_compare_and_swap_under_a_concurrent_writer(project: Path) -> None:
     try:
         for round_ in range(4):
             for task in ids:
-                status = Status.DONE if round_ % 2 == 0 else Status.PENDING
+                status = TaskStatus.DONE if round_ % 2 == 0 else TaskStatus.PENDING
                 mark(docs, "demo", [Mark(task, status)])
     finally:
         assert writer.wait(timeout=120) == 0
-    mark(docs, "demo", [Mark("T001", Status.DONE)])  # one more after the writer finished
+    mark(docs, "demo", [Mark("T001", TaskStatus.DONE)])  # one more after the writer finished
     tree = git(project, "ls-tree", "-r", "--name-only", "helix-design-docs")
     assert sum(1 for line in tree.splitlines() if line.startswith("notes/ext-")) == n_external
     subjects = git(project, "log", "--format=%s", "helix-design-docs").splitlines()
     assert sum(1 for s in subjects if s.startswith("external ")) == n_external
     assert sum(1 for s in subjects if " done" in s and s.startswith("T0")) >= 2 * len(ids)
     final = parse(git(project, "show", "helix-design-docs:specs/demo/progress.md").encode())
-    assert final.find("T001").status is Status.DONE and final.find("T002").status is Status.PENDING
+    assert final.find("T001").status is TaskStatus.DONE and final.find("T002").status is TaskStatus.PENDING
     assert git(worktree(project), "status", "--porcelain") == ""
     assert subprocess.run(["git", "fsck", "--no-dangling"], cwd=project, capture_output=True).returncode == 0
 
@@ -269,12 +270,12 @@ def children() -> int:
 def test_two_thousand_marks_do_not_grow_processes_or_descriptors(project: Path) -> None:
     write_tasks(project, "demo", "## All\n" + "".join(f"- [ ] T{i:04d} task {i}\n" for i in range(1, 1001)))
     docs = DesignDocs(locate(project))
-    mark(docs, "demo", [Mark("T0001", Status.DONE)])
+    mark(docs, "demo", [Mark("T0001", TaskStatus.DONE)])
     fds, kids = open_fds(), children()
     for i in range(2000):
-        mark(docs, "demo", [Mark(f"T{i % 1000 + 1:04d}", Status.DONE)])
+        mark(docs, "demo", [Mark(f"T{i % 1000 + 1:04d}", TaskStatus.DONE)])
         if i == 999:
-            mark(docs, "demo", [Mark(f"#{k}", Status.PENDING) for k in range(1, 1001)])
+            mark(docs, "demo", [Mark(f"#{k}", TaskStatus.PENDING) for k in range(1, 1001)])
     assert open_fds() <= fds
     assert children() <= kids
     assert git(worktree(project), "status", "--porcelain") == ""
@@ -283,8 +284,8 @@ def test_two_thousand_marks_do_not_grow_processes_or_descriptors(project: Path) 
 def test_user_error_codes_for_the_daemon(project: Path) -> None:
     docs = DesignDocs(locate(project))
     with pytest.raises(UserError) as e:
-        mark(docs, "demo", [Mark("T999", Status.DONE)])
+        mark(docs, "demo", [Mark("T999", TaskStatus.DONE)])
     assert e.value.code == "unknown_task"
     with pytest.raises(UserError) as e:
-        mark(docs, "ghost", [Mark("T001", Status.DONE)])
+        mark(docs, "ghost", [Mark("T001", TaskStatus.DONE)])
     assert e.value.code == "unknown_spec"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from specflowd.core.config import BudgetConfig, OrchestrationConfig
-from specflowd.core.machine import (
+from specflowd.core.events import (
     AgentFinished,
     Cancel,
     Event,
@@ -15,14 +15,12 @@ from specflowd.core.machine import (
     Recover,
     RunResult,
     Start,
-    Transition,
-    in_flight,
-    live_runs,
-    step,
 )
+from specflowd.core.machine import Transition, in_flight, live_runs, step
 from specflowd.core.plan import Plan, make_plan
-from specflowd.core.state import OrchestrationState, RunConfig, Status
+from specflowd.core.state import OrchestrationState, RunConfig
 from specflowd.core.tasklist import parse
+from specflowd.core.vocab import Status
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 

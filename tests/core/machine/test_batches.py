@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from specflowd.core.machine import AgentFinished, PlanReady, Recover, Start, TasksMarked, VerifyFinished
+from specflowd.core.events import AgentFinished, PlanReady, Recover, Start, TasksMarked, VerifyFinished
 
 from .helpers import TASKS, Driver, failed, new_state, ok, plan_of, started
 

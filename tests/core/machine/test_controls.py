@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from specflowd.core.machine import (
-    AgentFinished,
-    Cancel,
-    Pause,
-    RateLimitReset,
-    Recover,
-    Resume,
-    RunResult,
-    backoff_s,
-)
+from specflowd.core.events import AgentFinished, Cancel, Pause, RateLimitReset, Recover, Resume, RunResult
+from specflowd.core.machine import backoff_s
 
 from .helpers import failed, ok, started
 

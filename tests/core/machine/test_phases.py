@@ -3,7 +3,7 @@ verify unless empty, merge by request or auto_merge."""
 
 from __future__ import annotations
 
-from specflowd.core.machine import AgentFinished, Merge, MergeFinished, PlanReady, Start, VerifyFinished
+from specflowd.core.events import AgentFinished, Merge, MergeFinished, PlanReady, Start, VerifyFinished
 
 from .helpers import TASKS, Driver, new_state, ok, plan_of
 

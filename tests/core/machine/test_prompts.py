@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from specflowd.core.machine import Start
-from specflowd.core.prompts import NAMES, PromptRequest, default_template, render
+from specflowd.core.events import Start
+from specflowd.core.prompts import NAMES, PromptRequest, render
+from specflowd.repo.project import shipped_template
 
 from .helpers import TASKS, Driver, new_state, plan_of
 
@@ -19,7 +20,7 @@ def implement_prompt() -> PromptRequest:
 
 
 def test_the_implement_prompt_names_tasks_section_documents_and_how_to_report() -> None:
-    text = render(implement_prompt(), docs_worktree="/p/.specflow/design-docs")
+    text = render(implement_prompt(), shipped_template("prompts", "implement.md"), docs_worktree="/p/.specflow/design-docs")
     assert "- T001\n- T002" in text and '"Setup"' in text and "batch 1/2 Setup" in text
     for name in ("requirements.md", "design.md", "progress.md"):
         assert f"/p/.specflow/design-docs/specs/demo/{name}" in text
@@ -29,16 +30,17 @@ def test_the_implement_prompt_names_tasks_section_documents_and_how_to_report() 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_shipped_template_renders_every_placeholder(name: str) -> None:
-    values = dict.fromkeys(re.findall(r"\$\{?(\w+)", default_template(name)), "X")
-    text = render(PromptRequest(template=name, values=values | {"spec": "demo"}), docs_worktree="/d")
+    template = shipped_template("prompts", f"{name}.md")
+    values = dict.fromkeys(re.findall(r"\$\{?(\w+)", template), "X")
+    text = render(PromptRequest(template=name, values=values | {"spec": "demo"}), template, docs_worktree="/d")
     assert "$" not in text.replace("$(", "")
 
 
 def test_a_project_override_replaces_the_template_and_unknown_placeholders_stay() -> None:
-    text = render(implement_prompt(), docs_worktree="/d", template="Do $task_ids of $spec; cost $money; $(date)")
+    text = render(implement_prompt(), "Do $task_ids of $spec; cost $money; $(date)", docs_worktree="/d")
     assert text == "Do T001, T002 of demo; cost $money; $(date)"
 
 
 def test_an_unknown_template_is_an_error() -> None:
     with pytest.raises(ValueError):
-        default_template("nope")
+        shipped_template("prompts", "nope.md")

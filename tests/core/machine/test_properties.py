@@ -10,9 +10,9 @@ from hypothesis import event as event_
 from hypothesis import strategies as st
 
 from specflowd.core.budget import minimum_run_usd
-from specflowd.core.machine import (
-    FINISHED_VALUES,
+from specflowd.core.events import (
     AgentFinished,
+    AgentSession,
     AgentStarted,
     Cancel,
     Event,
@@ -28,10 +28,10 @@ from specflowd.core.machine import (
     Start,
     TasksMarked,
     VerifyFinished,
-    live_runs,
-    step,
 )
-from specflowd.core.state import BatchStatus, OrchestrationState
+from specflowd.core.machine import TRANSITIONS, live_runs, step
+from specflowd.core.state import OrchestrationState
+from specflowd.core.vocab import FINISHED, BatchStatus
 
 from .helpers import T0, TASKS, invariant_errors, new_state, plan_of
 
@@ -84,12 +84,14 @@ def draw_event(data: st.DataObject, state: OrchestrationState, now: datetime) ->
     would cost most of the test's time."""
     live = live_runs(state)
     awaited = [state.awaiting.value] * 3 if state.awaiting is not None else []
-    kinds = ["finished"] * 4 * len(live) + ["started"] * len(live) + awaited + REQUESTS
+    kinds = ["finished"] * 4 * len(live) + ["started", "session"] * len(live) + awaited + REQUESTS
     kind = data.draw(st.sampled_from(kinds))
-    if kind in ("finished", "started"):
+    if kind in ("finished", "started", "session"):
         run = data.draw(st.sampled_from(live))
         if kind == "started":
             return AgentStarted(now=now, run_n=run.n, pid=9, session_id=data.draw(sessions))
+        if kind == "session":
+            return AgentSession(now=now, run_n=run.n, session_id=data.draw(sessions) or "s-new")
         return AgentFinished(now=now, run_n=run.n, result=data.draw(results()), task_status=data.draw(maybe_statuses))
     made = {
         "plan": lambda: PlanReady(now=now, plan=data.draw(st.sampled_from(PLANS))),
@@ -108,12 +110,14 @@ def draw_event(data: st.DataObject, state: OrchestrationState, now: datetime) ->
     return made[kind]()
 
 
-def check(before: OrchestrationState, dump: dict, t: object) -> None:
+def check(before: OrchestrationState, dump: dict, t: object, event: object) -> None:
     assert before.model_dump() == dump, "step changed its input"
     if t.refused is not None:
         assert t.refused and t.state is before and t.actions == []
         return
     after = t.state
+    allowed = TRANSITIONS[before.status if before.started_at is not None else None][event.type]
+    assert after.status in allowed, f"{before.status} × {event.type} led to {after.status}, not in the table"
     assert t.actions[-1].type == "write_state"
     assert invariant_errors(after) == []
     commits = [a for a in t.actions if a.type == "commit_event"]
@@ -130,7 +134,7 @@ def check(before: OrchestrationState, dump: dict, t: object) -> None:
         if b.status == BatchStatus.COMPLETED and old.status != BatchStatus.COMPLETED:
             last = after.runs[b.runs[-1] - 1]
             assert last.ok, "completed without a successful run"
-            assert all(after.task_status.get(x) in FINISHED_VALUES for x in b.task_ids), "completed with tasks left"
+            assert all(after.task_status.get(x) in FINISHED for x in b.task_ids), "completed with tasks left"
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -139,15 +143,16 @@ def test_random_event_sequences_keep_the_properties(data: st.DataObject, config:
                                                      plan: object, length: int) -> None:
     state = new_state(budget=budget, **config)
     now = T0
-    t = step(state, Start(now=now, plan=plan))
-    check(state, state.model_dump(), t)
+    start = Start(now=now, plan=plan)
+    t = step(state, start)
+    check(state, state.model_dump(), t, start)
     state = t.state
     for _ in range(length):
         now += timedelta(minutes=1)
         event = draw_event(data, state, now)
         dump = state.model_dump()
         t = step(state, event)
-        check(state, dump, t)
+        check(state, dump, t, event)
         if t.refused is None:
             state = t.state
     event_(f"ended {state.status.value} in {state.phase.value}")

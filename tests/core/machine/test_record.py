@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from specflowd.core.machine import AgentFinished, Merge, MergeFinished, Pause, Resume, RunResult, Start
+from specflowd.core.events import AgentFinished, Merge, MergeFinished, Pause, Resume, RunResult, Start
 from specflowd.core.rebuild import rebuild
 from specflowd.core.trailers import event_message
 from specflowd.repo.feed import entry_from

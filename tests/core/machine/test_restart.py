@@ -3,7 +3,7 @@ re-check a half-done merge, and leave nothing `running` that is not."""
 
 from __future__ import annotations
 
-from specflowd.core.machine import (
+from specflowd.core.events import (
     AgentFinished,
     AgentStarted,
     Cancel,
@@ -11,8 +11,8 @@ from specflowd.core.machine import (
     Restarted,
     RunResult,
     Start,
-    step,
 )
+from specflowd.core.machine import step
 
 from .helpers import Driver, new_state, plan_of, started
 

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from specflowd.core.machine import (
+from specflowd.core.events import (
     AgentFinished,
+    AgentSession,
     AgentStarted,
     Cancel,
     Merge,
@@ -21,8 +22,8 @@ from specflowd.core.machine import (
     Start,
     TasksMarked,
     VerifyFinished,
-    step,
 )
+from specflowd.core.machine import step
 
 from .helpers import T0, TASKS, invariant_errors, ok, plan_of, representative_states
 
@@ -37,6 +38,7 @@ def last_run(name: str) -> int:
 EVENTS = {
     "start": lambda name: Start(now=T0, plan=plan_of(TASKS)),
     "agent_started": lambda name: AgentStarted(now=T0, run_n=last_run(name), pid=42, pid_start_time=7),
+    "agent_session": lambda name: AgentSession(now=T0, run_n=last_run(name), session_id="s-2"),
     "agent_finished": lambda name: AgentFinished(now=T0, run_n=last_run(name), result=ok()),
     "tasks_marked": lambda name: TasksMarked(now=T0, statuses={"T001": "done"}),
     "plan_ready": lambda name: PlanReady(now=T0, plan=plan_of(TASKS)),
@@ -55,17 +57,17 @@ EVENTS = {
 
 # A = a transition, . = refused. Columns in EVENTS order.
 TABLE = {
-    #                     st as af tm pr vf mf pa re ca me rr rs ra rl rs
-    "new":               "A  .  .  .  .  .  .  .  .  .  .  .  .  .  .  .",
-    "running":           ".  A  A  A  .  .  .  A  .  A  .  .  .  .  .  A",
-    "paused_live_run":   ".  A  A  A  .  .  .  .  A  A  .  .  .  .  .  A",
-    "paused":            ".  .  .  A  .  .  .  .  A  A  .  .  .  .  .  A",
-    "paused_rate_limit": ".  .  .  A  .  .  .  A  A  A  .  .  .  .  A  A",
-    "waiting_merge":     ".  .  .  A  .  .  .  .  .  A  A  .  .  .  .  A",
-    "needs_attention":   ".  .  .  A  .  .  .  .  .  A  .  A  A  A  .  A",
-    "completed":         ".  .  .  A  .  .  .  .  .  .  .  .  .  .  .  .",
-    "failed":            ".  .  .  A  .  .  .  .  .  .  .  .  .  .  .  .",
-    "cancelled":         ".  .  .  A  .  .  .  .  .  .  .  .  .  .  .  .",
+    #                     st as ss af tm pr vf mf pa re ca me rr rs ra rl rs
+    "new":               "A  .  .  .  .  .  .  .  .  .  .  .  .  .  .  .  .",
+    "running":           ".  A  A  A  A  .  .  .  A  .  A  .  .  .  .  .  A",
+    "paused_live_run":   ".  A  A  A  A  .  .  .  .  A  A  .  .  .  .  .  A",
+    "paused":            ".  .  .  .  A  .  .  .  .  A  A  .  .  .  .  .  A",
+    "paused_rate_limit": ".  .  .  .  A  .  .  .  A  A  A  .  .  .  .  A  A",
+    "waiting_merge":     ".  .  .  .  A  .  .  .  .  .  A  A  .  .  .  .  A",
+    "needs_attention":   ".  .  .  .  A  .  .  .  .  .  A  .  A  A  A  .  A",
+    "completed":         ".  .  .  .  A  .  .  .  .  .  .  .  .  .  .  .  .",
+    "failed":            ".  .  .  .  A  .  .  .  .  .  .  .  .  .  .  .  .",
+    "cancelled":         ".  .  .  .  A  .  .  .  .  .  .  .  .  .  .  .  .",
 }
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from specflowd.core.tasklist import Status, parse
+from specflowd.core.tasklist import parse
+from specflowd.core.vocab import TaskStatus
 from tests.conftest import git, run_cli, wait_for
 from tests.daemon.conftest import make_project
 from tests.repo.test_marks import WRITER
@@ -55,8 +56,8 @@ def run_marks(repo: Path, start_daemon, n_marks: int, n_external: int) -> None:
     wait_for(settled, 30, message="the person's edit committed")
     final = parse(git(project, "show", "helix-design-docs:specs/demo/progress.md").encode())
     statuses = {t.id: t.status for t in final.tasks}
-    assert all(statuses[f"T{i:04d}"] is Status.DONE for i in range(1, n_marks + 1)), "a mark was lost"
-    assert statuses["T9999"] is Status.PENDING
+    assert all(statuses[f"T{i:04d}"] is TaskStatus.DONE for i in range(1, n_marks + 1)), "a mark was lost"
+    assert statuses["T9999"] is TaskStatus.PENDING
     tree = git(project, "ls-tree", "-r", "--name-only", "helix-design-docs")
     assert sum(1 for line in tree.splitlines() if line.startswith("notes/ext-")) == n_external
     wait_for(lambda: git(project / ".specflow/design-docs", "status", "--porcelain") == "", 30,

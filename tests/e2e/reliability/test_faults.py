@@ -7,15 +7,16 @@ import json
 import os
 import shutil
 import subprocess
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from specflowd.core import machine
 from specflowd.core.plan import make_plan
-from specflowd.core.state import OrchestrationState, Status, utcnow
+from specflowd.core.state import OrchestrationState
 from specflowd.core.tasklist import parse
+from specflowd.core.vocab import Status
 from tests.conftest import git, run_cli, wait_for
 from tests.daemon.conftest import make_project
 from tests.e2e.orchestration.conftest import configure, start, state, wait_status
@@ -146,9 +147,9 @@ def test_an_agent_that_tramples_the_task_list(repo: Path, start_daemon) -> None:
 
 
 def test_a_clock_that_jumps_back_and_forth() -> None:
-    now = utcnow()
+    now = datetime.now(UTC)
     plan = make_plan(parse(b"## A\n- [ ] T001 one\n"), spec="demo", file="specs/demo/progress.md")
-    s = OrchestrationState(id="0123abcd", spec="demo", project="/p")
+    s = OrchestrationState(id="0123abcd", spec="demo", project="/p", created_at=now, updated_at=now)
     s.config.orchestration.skip_analyze = True
     t = machine.step(s, machine.Start(now=now, plan=plan))
     run_n = next(a.n for a in t.actions if a.type == "run_agent")

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from specflowd.core import ids
-from specflowd.core.protocol import ERROR_CODES, ErrorBody, FileFacts, parse_request
+from specflowd.core.protocol import ErrorBody, FileFacts, parse_request
+from specflowd.core.vocab import ErrorCode
 from tests.conftest import git, wait_for
 from tests.daemon.conftest import make_project
 
@@ -37,7 +38,7 @@ def check(raw: bytes, name: str) -> None:
     tried["n"] += 1
     ids.check_request_id(rid)  # the answer's file name is always safe
     if isinstance(parsed, ErrorBody):
-        assert parsed.code in ERROR_CODES and parsed.message
+        assert parsed.code in set(ErrorCode) and parsed.message
         assert "\n" not in parsed.code
     else:
         assert parsed.action in ("start", "pause", "resume", "cancel", "merge", "recover", "mark")

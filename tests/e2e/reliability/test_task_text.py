@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from specflowd.core import prompts
-from specflowd.core.tasklist import parse
+from specflowd.core.tasklist import Change, parse
 from specflowd.core.trailers import mark_message
+from specflowd.core.vocab import TaskStatus
+from specflowd.repo.project import shipped_template
 from tests.conftest import git, run_cli
 from tests.e2e.orchestration.conftest import configure, start, wait_status
 
@@ -49,15 +51,13 @@ def test_commit_subjects_stay_one_clean_line(repo: Path) -> None:
 
 def test_messages_and_prompts_carry_the_text_as_is() -> None:
     doc = parse(tasks_text().encode())
-    from specflowd.core.tasklist import Change, Status
-
-    message = mark_message("demo", [Change("T001", doc.tasks[0].title, Status.PENDING, Status.DONE)])
+    message = mark_message("demo", [Change("T001", doc.tasks[0].title, TaskStatus.PENDING, TaskStatus.DONE)])
     subject, _, rest = message.partition("\n")
     assert "$(touch PWNED1)" in subject and "\x1b" not in subject and "\x07" not in subject
     assert all(line.startswith("Specflow-") or not line for line in rest.splitlines())
     request = prompts.PromptRequest(template="implement", values={
         "spec": "demo", "orchestration": "0123abcd", "tasks": f"- [ ] T001 {doc.tasks[0].description}"})
-    text = prompts.render(request, docs_worktree="/docs")
+    text = prompts.render(request, shipped_template("prompts", "implement.md"), docs_worktree="/docs")
     assert "Run $(touch PWNED1) and `touch PWNED2`" in text
     assert "{tasks} $spec" in text  # placeholders inside task text are not filled in again
 

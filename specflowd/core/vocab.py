@@ -1,0 +1,210 @@
+"""specflowd's words, each spelled once: every status, phase, kind, reason and feed event is a
+member of one of these enums, and the rest of the code imports it from here.
+
+They are StrEnums so that their values are what users read and what files hold: a state file,
+an answer, a commit trailer and `status --json` all carry the plain string (`"needs_attention"`,
+`"batch-completed"`), and a member compares equal to it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# How much of an agent's or a command's output is kept in state (tails of stderr, of a
+# transcript, of a failed verify): enough to see why, small enough for a state file.
+TAIL_CHARS = 2000
+
+
+# ---- tasks (SPEC §3) ----
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    BLOCKED = "blocked"
+    SKIPPED = "skipped"
+
+
+# Finished tasks need no more work: they close a parent and they leave a batch.
+FINISHED = frozenset({TaskStatus.DONE, TaskStatus.SKIPPED})
+
+
+class MarkSource(StrEnum):
+    """Who made a mark (`Specflow-Source`)."""
+
+    CLI = "cli"  # `specflowd mark --now`
+    REQUEST = "request"  # a mark request answered by the daemon
+    HAND_EDIT = "hand-edit"  # a person's edit of the task list, committed for them
+
+
+# ---- orchestrations (SPEC §6) ----
+
+class Phase(StrEnum):
+    DESIGN = "design"
+    ANALYZE = "analyze"
+    IMPLEMENT = "implement"
+    VERIFY = "verify"
+    MERGE = "merge"
+
+
+class Status(StrEnum):
+    """An orchestration's status."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    WAITING_MERGE = "waiting_merge"
+    NEEDS_ATTENTION = "needs_attention"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = frozenset({Status.RUNNING, Status.PAUSED, Status.WAITING_MERGE, Status.NEEDS_ATTENTION})
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+
+class BatchStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    HEALING = "healing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Awaiting(StrEnum):
+    """A step the shell runs for the machine, other than an agent: it answers with an event."""
+
+    PLAN = "plan"  # re-read the task list -> PlanReady
+    VERIFY = "verify"  # run verify_command -> VerifyFinished
+    MERGE = "merge"  # merge the work branch -> MergeFinished
+
+
+class PauseReason(StrEnum):
+    USER = "user"
+    RATE_LIMIT = "rate_limit"  # waiting_until says when it goes on by itself
+    BETWEEN_BATCHES = "between_batches"
+
+
+class WorkKind(StrEnum):
+    AGENT = "agent"
+    VERIFY = "verify"
+    MERGE = "merge"
+    PLAN = "plan"
+
+
+class Purpose(StrEnum):
+    """Why an agent runs; for a merge Work, REQUESTED says someone asked for it (no waiting_merge)."""
+
+    WORK = "work"  # a batch's tasks
+    FOLLOWUP = "followup"  # the same session, for tasks a successful run left unmarked
+    HEAL = "heal"  # a failed batch or verify, with the failure's context
+    DESIGN = "design"
+    ANALYZE = "analyze"
+    REQUESTED = "requested"
+
+
+class RecoverChoice(StrEnum):
+    RETRY = "retry"
+    SKIP = "skip"
+    ABORT = "abort"
+
+
+class MergeOutcome(StrEnum):
+    MERGED = "merged"
+    UP_TO_DATE = "up_to_date"  # the base branch has the work already: as good as merged
+    CONFLICT = "conflict"
+    DIRTY = "dirty"  # the base branch's checkout has uncommitted changes
+    FAILED = "failed"
+
+
+class FeedEvent(StrEnum):
+    """`Specflow-Event` of the design-docs branch's commits: the progress feed's vocabulary."""
+
+    INIT = "init"  # the branch's first commit
+    SPEC_CREATED = "spec-created"
+    MERGE_COMMIT = "merge"  # the merge commit on the base branch names its orchestration so
+    STARTED = "started"
+    PHASE = "phase"
+    SKIPPED = "skipped"
+    BATCH_STARTED = "batch-started"
+    FOLLOWUP_STARTED = "followup-started"
+    HEAL_STARTED = "heal-started"
+    BATCH_COMPLETED = "batch-completed"
+    BATCH_FAILED = "batch-failed"
+    BATCH_SKIPPED = "batch-skipped"
+    VERIFY_PASSED = "verify-passed"
+    VERIFY_FAILED = "verify-failed"
+    BUDGET_STOPPED = "budget-stopped"
+    RATE_LIMITED = "rate-limited"
+    NEEDS_ATTENTION = "needs-attention"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    RECOVERED = "recovered"
+    RESTARTED = "restarted"
+    CANCELLED = "cancelled"
+    WAITING_MERGE = "waiting-merge"
+    MERGE_REQUESTED = "merge-requested"
+    MERGED = "merged"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+# ---- agents (SPEC §9) ----
+
+class AgentKind(StrEnum):
+    CLAUDE = "claude"
+    CODEX = "codex"
+    GEMINI = "gemini"
+    AIDER = "aider"
+    COMMAND = "command"
+
+
+class ErrorType(StrEnum):
+    """Why an agent run failed, whatever CLI ran it."""
+
+    TIMEOUT = "timeout"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    MAX_TURNS = "max_turns"
+    PROCESS_FAILED = "process_failed"
+    INVALID_SESSION = "invalid_session"
+    RATE_LIMITED = "rate_limited"
+    CANCELLED = "cancelled"
+    BAD_OUTPUT = "bad_output"
+    LOST = "lost"  # gone while no daemon watched, and its log does not say how it ended
+
+
+# ---- requests (SPEC §5) ----
+
+class RequestAction(StrEnum):
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    MERGE = "merge"
+    RECOVER = "recover"
+    MARK = "mark"
+
+
+class ErrorCode(StrEnum):
+    """`error.code` of a refused request; also the code a UserError carries."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_TOML = "invalid_toml"
+    UNKNOWN_ACTION = "unknown_action"
+    INVALID_FIELD = "invalid_field"
+    TOO_LARGE = "too_large"
+    NOT_REGULAR_FILE = "not_regular_file"
+    WRONG_OWNER = "wrong_owner"
+    UNKNOWN_SPEC = "unknown_spec"
+    UNKNOWN_TASK = "unknown_task"
+    UNKNOWN_ORCHESTRATION = "unknown_orchestration"
+    CONFLICT = "conflict"
+    INTERNAL = "internal"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"

@@ -1,0 +1,40 @@
+"""One project the daemon serves, and everything the daemon keeps for it: its settings, its
+design-docs branch, its orchestrations' states, its inbox, its hand-edit debouncer and its daemon
+lock. Owned by the loop thread, like every piece of the daemon's mutable state."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from specflowd.core.config import Config
+from specflowd.core.state import OrchestrationState
+from specflowd.daemon import statefile
+from specflowd.daemon.handedits import HandEdits
+from specflowd.daemon.inbox import Inbox
+from specflowd.repo.designdocs import DesignDocs
+from specflowd.repo.project import Project
+
+
+@dataclass
+class Site:
+    project: Project
+    config: Config
+    docs: DesignDocs
+    inbox: Inbox
+    hand: HandEdits
+    lock_fd: int
+    states: dict[str, OrchestrationState] = field(default_factory=dict)
+    docs_watch: tuple[Any, tuple[int, int]] | None = None  # the worktree's watch, and its folder's identity
+
+    def save(self, state: OrchestrationState) -> None:
+        statefile.save(self.project, state)
+        self.states[state.id] = state
+
+    def active(self) -> list[OrchestrationState]:
+        return [s for s in self.states.values() if s.active]
+
+    def close(self) -> None:
+        self.docs.close()
+        os.close(self.lock_fd)
