@@ -10,33 +10,9 @@ import click
 from specflowd import __version__
 from specflowd.errors import UserError
 
-# Command name -> module under specflowd.commands. Modules are imported only when their
-# command runs (or --help lists them), so `specflowd log` does not pay for pydantic/GitPython.
+# Every command, with its line in `specflowd --help`; each lives in specflowd.commands.<name>, and
+# is imported only when it runs, so that `specflowd log` does not pay for what `run` needs.
 COMMANDS: dict[str, str] = {
-    "init": "init",
-    "new": "new",
-    "plan": "plan",
-    "mark": "mark",
-    "log": "log",
-    "systemd": "systemd",
-    "hooks": "hooks",
-    "hook": "hook",
-    "doctor": "doctor",
-    "run": "run",
-    "start": "start",
-    "pause": "pause",
-    "resume": "resume",
-    "cancel": "cancel",
-    "merge": "merge",
-    "recover": "recover",
-    "schema": "schema",
-    "demo": "demo",
-    "status": "status",
-    "list": "list",
-    "fleet": "fleet",
-}
-
-SHORT_HELP: dict[str, str] = {
     "init": "Create the design-docs branch, its worktree and .specflow/.",
     "new": "Add a spec folder from templates, as a commit.",
     "plan": "Show the batches that would run, without running anything.",
@@ -58,23 +34,24 @@ SHORT_HELP: dict[str, str] = {
     "list": "List the project's orchestrations, one line each.",
     "fleet": "Every agent run across the projects the daemon serves.",
 }
+HIDDEN = frozenset({"hook"})  # run by the git hooks, not listed
 
 
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if name in SHORT_HELP)  # `hook` is for git hooks only
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module = COMMANDS.get(cmd_name)
-        if module is None:
+        if cmd_name not in COMMANDS and cmd_name not in HIDDEN:
             return None
-        return importlib.import_module(f"specflowd.commands.{module}").command
+        command: click.Command = importlib.import_module(f"specflowd.commands.{cmd_name}").command
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Listing help would otherwise import every command module.
-        rows = [(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS[name]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

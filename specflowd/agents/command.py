@@ -33,7 +33,7 @@ def parse_line(line: str) -> Observation | None:
     text = event.get("result", event.get("text", ""))
     return Observation(session_id=session, cost_usd=cost, final=Final(
         ok=event["ok"] is True,
-        error_type=ErrorType(error) if error in ErrorType.__members__.values() else None,
+        error_type=ErrorType(error) if isinstance(error, str) and error in ErrorType.__members__.values() else None,
         text=text if isinstance(text, str) else "", session_id=session, cost_usd=cost,
         turns=as_int(event.get("turns"))))
 

@@ -45,7 +45,7 @@ def parse_event(event: dict[str, Any]) -> Observation | None:
     if kind == "result":
         error = event.get("error")
         text = str(error.get("message", "")) if isinstance(error, dict) else ""
-        stats = event.get("stats") if isinstance(event.get("stats"), dict) else {}
+        stats = event["stats"] if isinstance(event.get("stats"), dict) else {}
         return Observation(error=text or None, final=Final(
             ok=event.get("status") == "success", text=text, turns=as_int(stats.get("turns"))))
     return None

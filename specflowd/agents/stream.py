@@ -145,7 +145,7 @@ def _error_type(adapter: Adapter, final: Final | None, said: str, exit: Exit) ->
         return ErrorType.INVALID_SESSION
     if is_usage_limit(said):
         return ErrorType.RATE_LIMITED
-    if exit.code in adapter.exit_codes:
+    if exit.code is not None and exit.code in adapter.exit_codes:
         return adapter.exit_codes[exit.code]
     if final is None and exit.code == 0:
         return ErrorType.BAD_OUTPUT  # exited "fine" but never said how the run went

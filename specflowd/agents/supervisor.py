@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from specflowd import fsio
 from specflowd.agents.pool import Pool
 from specflowd.agents.process import child_env, is_alive, lower_priority, process_start_time, signal_group
 from specflowd.agents.registry import adapter_for
@@ -44,7 +45,8 @@ from specflowd.core.vocab import TAIL_CHARS, ErrorType
 Post = Callable[[object], None]
 _log = logging.getLogger(__name__)
 
-_STDERR_TAIL = 4000
+# The run's own files: never through a planted link, readable by the user only.
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
 THREAD_NAME = "specflowd-agent"
 # How long after a log grows it is read: live progress may lag this much, and no more.
 READ_EVERY_S = 0.05
@@ -190,10 +192,9 @@ class Supervisor:
         prompt = log.with_suffix(".prompt.md")
         stderr = log.with_suffix(".stderr")
         # Prompts and transcripts may quote secrets from the project: readable by the user only.
-        with open(os.open(prompt, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "w") as f:
-            f.write(request.prompt)
-        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        err = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fsio.atomic_write(prompt, request.prompt.encode(), fsync=False)
+        out = os.open(log, _APPEND, 0o600)
+        err = os.open(stderr, _APPEND, 0o600)
         stdin = os.open(prompt if run.adapter.prompt_on_stdin else os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         offset = os.fstat(out).st_size
         began = time.monotonic()
@@ -373,7 +374,7 @@ class Supervisor:
             self._end(run, RunInterrupted(run_id=run.run_id, session_id=transcript.session_id or record.session_id,
                                           log_path=record.log_path))
             return
-        exit = Exit(code=code, stopped=run.stopped, stderr_tail=tail(record.stderr_path, _STDERR_TAIL),
+        exit = Exit(code=code, stopped=run.stopped, stderr_tail=tail(record.stderr_path),
                     duration_s=round(time.time() - record.started_at, 3))
         self._finish(run, conclude(run.adapter, transcript, exit, datetime.now(UTC), tail(record.log_path)))
 

@@ -17,9 +17,8 @@ import click
 def command(spec: str | None, limit: int, follow: bool, as_json: bool) -> None:
     """Show marks and orchestration events, oldest first, for every spec or for SPEC."""
     from specflowd.errors import UserError
-    from specflowd.repo import feed
+    from specflowd.repo import feed, git
     from specflowd.repo import project as projects
-    from specflowd.repo import git
 
     if spec is not None:
         from specflowd.core.ids import check_spec_id

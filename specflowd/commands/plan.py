@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from specflowd.errors import UserError
+
+if TYPE_CHECKING:
+    from specflowd.core.plan import Plan
 
 
 @click.command("plan")
@@ -48,7 +52,7 @@ def command(target: str, batch_size: int | None, as_json: bool) -> None:
     click.echo(render(plan))
 
 
-def render(plan) -> str:  # plan: specflowd.core.plan.Plan
+def render(plan: Plan) -> str:
     lines = [f"{plan.spec}: {plan.tasks_done}/{plan.tasks_total} tasks done ({plan.file})"]
     if plan.used_fallback and plan.batches:
         lines.append("no `## ` sections: fixed-size batches")

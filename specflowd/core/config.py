@@ -10,7 +10,7 @@ from typing import TypeVar
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from specflowd.core.vocab import AgentKind, LogLevel
+from specflowd.core.vocab import DESIGN_DOCS_BRANCH, DESIGN_DOCS_WORKTREE, AgentKind, LogLevel
 from specflowd.errors import UserError
 
 
@@ -20,8 +20,8 @@ class _Section(BaseModel):
 
 class DesignDocsConfig(_Section):
     # Plain names only: the branch is written into the git hooks' shell scripts.
-    branch: str = Field("helix-design-docs", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
-    worktree: str = ".specflow/design-docs"
+    branch: str = Field(DESIGN_DOCS_BRANCH, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+    worktree: str = DESIGN_DOCS_WORKTREE
 
 
 class OrchestrationConfig(_Section):

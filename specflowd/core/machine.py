@@ -212,7 +212,8 @@ def remaining_tasks(state: OrchestrationState, b: BatchState) -> list[str]:
 
 def backoff_s(hits: int) -> int:
     """Wait after the n-th usage limit in a row with no reset time: 60 s doubling, at most an hour."""
-    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, hits - 1))
+    wait: int = BACKOFF_FIRST_S * 2 ** max(0, hits - 1)
+    return min(BACKOFF_MAX_S, wait)
 
 
 class _Machine:

@@ -76,7 +76,7 @@ class TaskListError(ValueError):
 
 
 class Task(NamedTuple):
-    index: int  # position among the file's tasks, 0-based
+    position: int  # among the file's tasks, 0-based
     id: str
     line: int  # 0-based line number of the task's line
     end_line: int  # last line of the task and its nested children
@@ -114,7 +114,7 @@ class Task(NamedTuple):
 
 
 class Section(NamedTuple):
-    index: int
+    number: int  # 1-based
     name: str
     line: int
 
@@ -585,7 +585,7 @@ def _follow_parents(doc: Document, touched: set[int]) -> tuple[Document, set[int
     """A parent is done when all its children are finished, and no longer done when one is not.
     Returns the new document and the parents it changed."""
     changed: set[int] = set()
-    parents = {doc.task(i).parent for i in touched} - {None}
+    parents = {p for i in touched if (p := doc.task(i).parent) is not None}
     # Deepest parents first, so that a grandparent sees its children's new boxes.
     queue = sorted(parents, reverse=True)
     while queue:

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The design-docs branch and where its worktree is checked out, unless the config says otherwise.
+DESIGN_DOCS_BRANCH = "helix-design-docs"
+DESIGN_DOCS_WORKTREE = ".specflow/design-docs"
+
 # How much of an agent's or a command's output is kept in state (tails of stderr, of a
 # transcript, of a failed verify): enough to see why, small enough for a state file.
 TAIL_CHARS = 2000

@@ -70,11 +70,12 @@ class Inbox:
 
     def answered(self, rid: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self.answer_path(rid).read_bytes())
+            answer = json.loads(self.answer_path(rid).read_bytes())
         except FileNotFoundError:
             return None
         except ValueError:  # cannot happen with atomic writes; a hand-damaged answer is answered again
             return None
+        return answer if isinstance(answer, dict) else None
 
     def answer(self, rid: str, response: dict[str, Any]) -> None:
         """Write the answer atomically. The temp file lives in `responses/.tmp/`, not next to the answer:

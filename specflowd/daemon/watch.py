@@ -19,6 +19,8 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify import InotifyObserver
+from watchdog.observers.polling import PollingObserver
 
 from specflowd.core.protocol import is_request_name
 from specflowd.repo.designdocs import TASK_FILES
@@ -120,10 +122,6 @@ class _OverflowAlarm(logging.Handler):
 def make_observer(kind: str, post: Post) -> BaseObserver:
     """An inotify observer ("inotify"), or the portable polling one ("polling", for comparison)."""
     if kind == "polling":
-        from watchdog.observers.polling import PollingObserver
-
         return PollingObserver()
-    from watchdog.observers.inotify import InotifyObserver
-
     logging.getLogger("watchdog.observers.inotify_c").addHandler(_OverflowAlarm(post))
     return InotifyObserver()

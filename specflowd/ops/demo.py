@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from specflowd import fsio
 from specflowd.core.config import Config, render_config
 from specflowd.core.vocab import AgentKind
 from specflowd.ops.init import initialize
@@ -76,7 +77,7 @@ def build(folder: Path) -> Path:
     config.orchestration.verify_command = f"{sys.executable} -m unittest -q test_demo_work"
     config.budget.total = 5.0
     proj.specflow_dir.mkdir()
-    proj.config_path.write_text(render_config(config))
+    fsio.atomic_write(proj.config_path, render_config(config).encode())
     initialize(locate(project))
     spec_dir = proj.design_docs / "specs" / SPEC
     spec_dir.mkdir(parents=True)

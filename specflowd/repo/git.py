@@ -344,14 +344,16 @@ class ObjectStore:
 
     def write(self, kind: str, data: bytes) -> str:
         stored = self._loose.store(IStream(kind.encode(), len(data), io.BytesIO(data)))
-        return stored.hexsha.decode()
+        sha: bytes = stored.hexsha
+        return sha.decode()
 
     def read(self, sha: str, kind: str) -> bytes:
         binsha = bytes.fromhex(sha)
         for attempt in range(2):
             for db in (self._loose, self._packs):
                 try:
-                    return db.stream(binsha).read()
+                    data: bytes = db.stream(binsha).read()
+                    return data
                 except BadObject:
                     continue
             # Packed since we last looked (gc, a fetch): read the pack folder again, once.

@@ -10,11 +10,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from specflowd.core.vocab import DESIGN_DOCS_BRANCH, DESIGN_DOCS_WORKTREE
 from specflowd.errors import UserError
 from specflowd.repo import git
-
-DEFAULT_BRANCH = "helix-design-docs"
-DEFAULT_WORKTREE = ".specflow/design-docs"
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class Project:
 
     @cached_property
     def branch(self) -> str:
-        return self._design_docs_setting("branch", DEFAULT_BRANCH)
+        return self._design_docs_setting("branch", DESIGN_DOCS_BRANCH)
 
     @property
     def branch_ref(self) -> str:
@@ -52,7 +50,7 @@ class Project:
 
     @cached_property
     def design_docs(self) -> Path:
-        return (self.root / self._design_docs_setting("worktree", DEFAULT_WORKTREE)).resolve()
+        return (self.root / self._design_docs_setting("worktree", DESIGN_DOCS_WORKTREE)).resolve()
 
     @property
     def requests(self) -> Path:

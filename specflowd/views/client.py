@@ -33,7 +33,7 @@ def new_request_id(action: str) -> str:
 
 def drop(project: Project, payload: dict[str, Any]) -> str:
     """Put a request into the inbox atomically; returns its id (the answer's file name)."""
-    rid = payload.setdefault("id", new_request_id(payload["action"]))
+    rid: str = payload.setdefault("id", new_request_id(payload["action"]))
     tmp = project.requests / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     # Made in tmp/ and renamed in: the daemon never sees a request half-written.
@@ -79,9 +79,10 @@ class AnswerWatch:
 
     def _read(self) -> dict[str, Any] | None:
         try:
-            return json.loads(self.path.read_bytes())
+            answer = json.loads(self.path.read_bytes())
         except FileNotFoundError:
             return None
+        return answer if isinstance(answer, dict) else None
 
 
 def submit(project: Project, payload: dict[str, Any], *, wait: float | None, as_json: bool,

@@ -33,9 +33,9 @@ def other_status(status: TaskStatus) -> TaskStatus:
 def roundtrip(data: bytes) -> bytes:
     """Mark every task with another status, one mark at a time, then put every box back."""
     doc = parse(data)
-    original = [(t.index, t.box, t.blocked_reason) for t in doc.tasks]
+    original = [(t.position, t.box, t.blocked_reason) for t in doc.tasks]
     for t in doc.tasks:
-        doc, _ = apply_marks(doc, [Mark(f"#{t.index + 1}", other_status(doc.tasks[t.index].status))])
+        doc, _ = apply_marks(doc, [Mark(f"#{t.position + 1}", other_status(doc.tasks[t.position].status))])
     for index, box, reason in original:
         doc = set_box(doc, index, box, reason)
     return doc.to_bytes()
@@ -63,11 +63,11 @@ def test_corpus_parses_and_round_trips(path) -> None:
 def test_corpus_marks_all_done_then_back(path) -> None:
     data = path.read_bytes()
     doc = parse(data)
-    done, _ = apply_marks(doc, [Mark(f"#{t.index + 1}", TaskStatus.DONE) for t in doc.tasks])
+    done, _ = apply_marks(doc, [Mark(f"#{t.position + 1}", TaskStatus.DONE) for t in doc.tasks])
     assert all(t.status is TaskStatus.DONE for t in done.tasks)
     back = done
     for t in doc.tasks:
-        back = set_box(back, t.index, t.box, t.blocked_reason)
+        back = set_box(back, t.position, t.box, t.blocked_reason)
     assert back.to_bytes() == data
 
 
@@ -288,12 +288,12 @@ def test_a_mark_changes_only_task_lines(data: bytes, pick) -> None:
         return
     t = pick.draw(st.sampled_from(doc.tasks))
     status = pick.draw(st.sampled_from(list(TaskStatus)))
-    new, changes = apply_marks(doc, [Mark(f"#{t.index + 1}", status, "why")])
+    new, changes = apply_marks(doc, [Mark(f"#{t.position + 1}", status, "why")])
     task_lines = {x.line for x in doc.tasks}
     for i, (a, b) in enumerate(zip(doc.lines, new.lines, strict=True)):
         if a != b:
             assert i in task_lines
-    assert new.tasks[t.index].status is status or changes == [] or t.children
+    assert new.tasks[t.position].status is status or changes == [] or t.children
     assert len(new.to_bytes()) - len(data) == sum(len(b) - len(a) for a, b in zip(doc.lines, new.lines, strict=True))
 
 
@@ -367,7 +367,7 @@ def test_scan_agrees_with_the_contract_line_by_line(rows: list[tuple[bytes, byte
     assert parsed(data) == reference(data)
     # The planner's bulk read of dependencies says what each task says of itself.
     doc = parse(data)
-    assert doc.dependencies() == {t.index: t.depends for t in doc.tasks if t.depends}
+    assert doc.dependencies() == {t.position: t.depends for t in doc.tasks if t.depends}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

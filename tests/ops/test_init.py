@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -108,3 +109,26 @@ def test_new_uses_project_templates(repo: Path) -> None:
 def test_commands_need_init(repo: Path) -> None:
     r = run_cli("new", "x", cwd=repo)
     assert r.returncode == 1 and "specflowd init" in r.stderr
+
+
+def repository_picture(repo: Path) -> tuple[str, str, str, list[tuple[str, bytes]]]:
+    """Refs, worktrees, fsck's verdict and every file (git dir included): what `init` must leave as
+    it found it when it fails."""
+    files = sorted((str(p.relative_to(repo)), p.read_bytes()) for p in repo.rglob("*") if p.is_file())
+    fsck = subprocess.run(["git", "fsck", "--no-progress"], cwd=repo, capture_output=True, text=True)
+    return (git(repo, "for-each-ref"), git(repo, "worktree", "list", "--porcelain"),
+            f"{fsck.returncode} {fsck.stdout}{fsck.stderr}", files)
+
+
+def test_a_sha256_repository_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    repo = tmp_path / "sha256"
+    repo.mkdir()
+    git(repo, "init", "-q", "--object-format=sha256", "-b", "main")
+    (repo / "README.md").write_text("hello\n")
+    git(repo, "add", "README.md")
+    git(repo, "commit", "-q", "-m", "initial")
+    before = repository_picture(repo)
+    r = run_cli("init", cwd=repo)
+    assert r.returncode == 1 and "sha256" in r.stderr and "SHA-1" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert repository_picture(repo) == before
