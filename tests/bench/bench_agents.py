@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from specflowd.agents.result import AgentRequest, RunFinished, RunProgress  # noqa: E402
-from specflowd.agents.supervisor import Supervisor, log_path  # noqa: E402
+from specflowd.agents.supervisor import Supervisor  # noqa: E402
+from specflowd.repo.project import Project  # noqa: E402
 
 # Prints its clock with its first line, and again right before it exits.
 INSTANT_AGENT = """#!/bin/sh
@@ -60,7 +61,7 @@ def overhead(work: Path, runs: int) -> list[str]:
     for n in range(runs):
         request = AgentRequest(kind="claude", command=["sh", str(agent)], prompt="go", cwd=work)
         t0 = time.time_ns()
-        supervisor.start(f"r{n}", request, log_path(work, "bench", n, "implement"))
+        supervisor.start(f"r{n}", request, Project(work, work / ".git").log_file("bench", n, "implement"))
         while True:
             event = events.get(timeout=10)
             now = time.time_ns()
@@ -106,7 +107,7 @@ def streaming(work: Path, agents: int, per_agent: int) -> list[str]:
     timer.start()
     for n in range(agents):
         supervisor.start(f"s{n}", AgentRequest(kind="claude", prompt="stream", cwd=cwd),
-                         log_path(work, "stream", n, "implement"))
+                         Project(work, work / ".git").log_file("stream", n, "implement"))
     finished, progress = 0, 0
     while finished < agents:
         event = events.get(timeout=120)
@@ -119,7 +120,7 @@ def streaming(work: Path, agents: int, per_agent: int) -> list[str]:
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     total_lines = 0
     for n in range(agents):
-        lines = log_path(work, "stream", n, "implement").read_text().splitlines()
+        lines = Project(work, work / ".git").log_file("stream", n, "implement").read_text().splitlines()
         blocks = [json.loads(line)["message"]["content"][0] for line in lines if '"assistant"' in line]
         seqs = [block["input"]["seq"] if block["type"] == "tool_use" else ast.literal_eval(block["text"])["seq"]
                 for block in blocks]
