@@ -8,6 +8,7 @@ import sys
 import click
 
 from specflowd import __version__
+from specflowd.core.text import visible
 from specflowd.errors import UserError
 
 # Every command, with its line in `specflowd --help`; each lives in specflowd.commands.<name>, and
@@ -75,7 +76,8 @@ def main() -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except UserError as e:
-        click.echo(f"specflowd: {e.message}", err=True)
+        # A message may quote a file name, a task or an agent's words: shown as text, never as escapes.
+        click.echo(f"specflowd: {visible(e.message)}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -188,7 +188,7 @@ class Supervisor:
         if self._pool and not self._pool.acquire(run.run_id, run.orchestration, run.cancelled):
             self._finish(run, RunResult(ok=False, error_type=ErrorType.CANCELLED, error="cancelled before it started"))
             return
-        log.parent.mkdir(parents=True, exist_ok=True)
+        fsio.make_private_dirs(log.parent)
         prompt = log.with_suffix(".prompt.md")
         stderr = log.with_suffix(".stderr")
         # Prompts and transcripts may quote secrets from the project: readable by the user only.

@@ -16,6 +16,7 @@ def command(as_json: bool) -> None:
     inotify limits, systemd and the daemon. Exit 1 when something is wrong."""
     from pathlib import Path
 
+    from specflowd.core.text import visible
     from specflowd.ops.doctor import FAIL, run_checks
 
     checks = run_checks(Path.cwd())
@@ -23,8 +24,8 @@ def command(as_json: bool) -> None:
         click.echo(json.dumps([asdict(c) for c in checks], indent=2))
     else:
         for c in checks:
-            click.echo(f"{c.level:<4}  {c.name:<11}  {c.detail}")
+            click.echo(f"{c.level:<4}  {c.name:<11}  {visible(c.detail)}")
             if c.fix and c.level != "ok":
-                click.echo(f"{'':<4}  {'':<11}  fix: {c.fix}")
+                click.echo(f"{'':<4}  {'':<11}  fix: {visible(c.fix)}")
     if any(c.level == FAIL for c in checks):
         sys.exit(1)

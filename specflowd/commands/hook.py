@@ -17,11 +17,12 @@ def pre_commit() -> None:
     """Refuse a design-docs commit whose staged task lists no longer parse."""
     from pathlib import Path
 
+    from specflowd.core.text import visible
     from specflowd.ops.hooks import staged_problems
 
     problems = staged_problems(Path.cwd())
     for problem in problems:
-        click.echo(problem, err=True)
+        click.echo(visible(problem), err=True)
     if problems:
         click.echo("specflowd: commit refused: fix the task list(s) above, or commit with --no-verify", err=True)
         sys.exit(1)

@@ -26,6 +26,9 @@ def install_command(worktree: str | None) -> None:
     where = Path(worktree) if worktree else Path.cwd()
     # The validated setting: the branch's name is written into the hooks' shell scripts.
     report = hookfiles.install(where, load_config(projects.locate(where)).design_docs.branch)
+    if report.disabled:
+        click.echo(f"note: {report.disabled}")
+        return
     for name in report.chained:
         click.echo(f"kept your {name} hook: specflowd's runs it first")
     for name in report.installed:

@@ -13,7 +13,8 @@ def command(as_json: bool) -> None:
     """One line per orchestration: id, spec, status, phase, batch, tasks, cost, time."""
     from datetime import UTC, datetime
 
-    from specflowd.core.overview import one_line, summary
+    from specflowd.core.overview import list_line, summary
+    from specflowd.core.text import visible
     from specflowd.repo import project as projects
     from specflowd.views.status import load
 
@@ -21,12 +22,12 @@ def command(as_json: bool) -> None:
     now = datetime.now(UTC)
     found, notes = load(project, None)
     for note in notes:
-        click.echo(note, err=True)
+        click.echo(visible(note), err=True)
     states = sorted(found.values(), key=lambda s: s.created_at)
     if as_json:
         click.echo(json.dumps([summary(s, now) for s in states], indent=2))
         return
     for s in states:
-        click.echo(one_line(summary(s, now)))
+        click.echo(list_line(summary(s, now)))
     if not states:
         click.echo("no orchestrations yet: start one with `specflowd start SPEC-ID`")

@@ -50,6 +50,9 @@ def command(spec: str | None, limit: int, follow: bool, as_json: bool) -> None:
 
 
 def render(entry: dict[str, Any]) -> str:
+    """One line of the feed for a terminal: everything a commit says is shown as text."""
+    from specflowd.core.text import visible
+
     when = entry["time"].replace("T", " ")[:19]
     extra = []
     if entry.get("orchestration"):
@@ -59,4 +62,5 @@ def render(entry: dict[str, Any]) -> str:
     if entry.get("cost_usd") is not None:
         extra.append(f"${entry['cost_usd']:.2f}")
     tail = f"  ({', '.join(extra)})" if extra else ""
-    return f"{when}  {entry['commit'][:8]}  {entry.get('spec') or '-':<20}  {entry['subject']}{tail}"
+    line = f"{when}  {entry['commit'][:8]}  {entry.get('spec') or '-':<20}  {entry['subject']}{tail}"
+    return visible(line)

@@ -12,31 +12,38 @@ import click
 from specflowd.daemon import pidlock
 from specflowd.errors import UserError
 from specflowd.repo.project import Project
-from specflowd.views.client import spec_hint, submit, wait_option
+from specflowd.views.client import one_of, spec_hint, submit, wait_option
+
+# The flag -> the status it marks.
+STATUSES = {"done": "done", "todo": "pending", "in_progress": "in_progress", "skipped": "skipped",
+            "blocked": "blocked"}
 
 
 @click.command("mark")
 @click.argument("tasks", nargs=-1, required=True)
-@click.option("--done", "status", flag_value="done", help="Mark done.")
-@click.option("--todo", "status", flag_value="pending", help="Mark pending again.")
-@click.option("--in-progress", "status", flag_value="in_progress", help="Mark in progress.")
-@click.option("--skipped", "status", flag_value="skipped", help="Mark skipped.")
+@click.option("--done", is_flag=True, help="Mark done.")
+@click.option("--todo", is_flag=True, help="Mark pending again.")
+@click.option("--in-progress", is_flag=True, help="Mark in progress.")
+@click.option("--skipped", is_flag=True, help="Mark skipped.")
 @click.option("--blocked", "reason", metavar="REASON", default=None, help="Mark blocked, with the reason.")
 @click.option("--spec", default=None, help="The spec (default: $SPECFLOW_SPEC, the code worktree's spec, "
               "or the only spec there is).")
 @click.option("--evidence", default=None, metavar="SHA", help="The code commit that did it.")
 @click.option("--now", is_flag=True, help="Commit the mark directly instead of asking the daemon.")
 @wait_option
-def command(tasks: tuple[str, ...], status: str | None, reason: str | None, spec: str | None,
-            evidence: str | None, now: bool, wait: float | None, as_json: bool) -> None:
+def command(tasks: tuple[str, ...], done: bool, todo: bool, in_progress: bool, skipped: bool, reason: str | None,
+            spec: str | None, evidence: str | None, now: bool, wait: float | None, as_json: bool) -> None:
     """Mark TASK... (ids such as T012, 2.1, or #N for the N-th task).
 
     Drops a mark request for the project's daemon; with no daemon running, refuses and suggests
     --now, which commits the mark directly (a mark nobody answers would surprise the caller)."""
-    if reason is not None:
-        if status is not None:
-            raise click.UsageError("give one status: --blocked cannot be combined with another")
-        status = "blocked"
+    if reason is not None and reason.startswith("--"):
+        # `--blocked --spec S` would take "--spec" for the reason.
+        raise click.UsageError(f"--blocked needs a reason, not the option {reason!r}: "
+                               "--blocked 'waiting for the API'")
+    chosen = one_of("give one status", done=done, todo=todo, in_progress=in_progress, skipped=skipped,
+                    blocked=reason)
+    status = STATUSES.get(chosen) if chosen else None
     if status is None:
         raise click.UsageError("say which status: --done, --todo, --in-progress, --skipped or --blocked REASON")
     from specflowd.repo import project as projects

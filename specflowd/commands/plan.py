@@ -24,7 +24,11 @@ def command(target: str, batch_size: int | None, as_json: bool) -> None:
     from specflowd.core.tasklist import parse
 
     path = Path(target)
-    if path.is_file() or "/" in target or target.endswith(".md"):
+    try:
+        is_file = path.is_file()
+    except OSError as e:  # a name longer than the filesystem allows, ...
+        raise UserError(f"cannot read {target[:80]}…: {e.strerror}", exit_code=2) from None
+    if is_file or "/" in target or target.endswith(".md"):
         try:
             data = path.read_bytes()
         except OSError as e:
@@ -53,18 +57,21 @@ def command(target: str, batch_size: int | None, as_json: bool) -> None:
 
 
 def render(plan: Plan) -> str:
-    lines = [f"{plan.spec}: {plan.tasks_done}/{plan.tasks_total} tasks done ({plan.file})"]
+    from specflowd.core.text import visible
+
+    lines = [f"{visible(plan.spec)}: {plan.tasks_done}/{plan.tasks_total} tasks done ({visible(plan.file)})"]
     if plan.used_fallback and plan.batches:
         lines.append("no `## ` sections: fixed-size batches")
     if plan.batches:
-        width = max(len(b.name) for b in plan.batches)
+        names = [visible(b.name) for b in plan.batches]
+        width = max(map(len, names))
         lines.append("")
         lines.append(f"  #  {'batch':<{width}}  todo/all  tasks")
-        for b in plan.batches:
+        for b, name in zip(plan.batches, names, strict=True):
             shown = ", ".join(b.incomplete[:8]) + (f", … (+{len(b.incomplete) - 8})" if len(b.incomplete) > 8 else "")
-            lines.append(f"{b.index:>3}  {b.name:<{width}}  {len(b.incomplete):>4}/{len(b.task_ids):<3}  {shown}")
+            lines.append(f"{b.index:>3}  {name:<{width}}  {len(b.incomplete):>4}/{len(b.task_ids):<3}  {visible(shown)}")
     for w in plan.warnings:
-        lines.append(f"note: {w}")
+        lines.append(f"note: {visible(w)}")
     return "\n".join(lines)
 
 

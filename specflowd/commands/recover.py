@@ -8,6 +8,7 @@ from specflowd.views.client import (
     checked_orchestration,
     current_project,
     describe_orchestration,
+    one_of,
     submit,
     wait_option,
 )
@@ -15,12 +16,14 @@ from specflowd.views.client import (
 
 @click.command("recover")
 @click.argument("orchestration")
-@click.option("--retry", "choice", flag_value="retry", help="Run the failed step again.")
-@click.option("--skip", "choice", flag_value="skip", help="Skip the failed step and go on.")
-@click.option("--abort", "choice", flag_value="abort", help="Stop the orchestration.")
+@click.option("--retry", is_flag=True, help="Run the failed step again.")
+@click.option("--skip", is_flag=True, help="Skip the failed step and go on.")
+@click.option("--abort", is_flag=True, help="Stop the orchestration.")
 @wait_option
-def command(orchestration: str, choice: str | None, wait: float | None, as_json: bool) -> None:
-    """Decide how orchestration ORCHESTRATION, which needs attention, goes on."""
+def command(orchestration: str, retry: bool, skip: bool, abort: bool, wait: float | None, as_json: bool) -> None:
+    """Decide how orchestration ORCHESTRATION, which needs attention, goes on (one of --retry,
+    --skip, --abort)."""
+    choice = one_of("say how to go on, once", retry=retry, skip=skip, abort=abort)
     if choice is None:
         raise click.UsageError("say how to go on: --retry, --skip or --abort")
     submit(current_project(),

@@ -18,13 +18,14 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
     from datetime import UTC, datetime
 
     from specflowd.core.overview import details, summary
+    from specflowd.core.text import visible
     from specflowd.repo import project as projects
     from specflowd.views.status import load
 
     project = projects.locate().require_initialized()
     states, notes = load(project, orchestration)
     for note in notes:
-        click.echo(note, err=True)
+        click.echo(visible(note), err=True)
     if watch:
         from specflowd.views.live import watch as live
 

@@ -10,6 +10,18 @@ from specflowd.core.tasklist import TASK_RE, Document, excluded_lines
 NEAR_TASK_RE = re.compile(rb"^\s*[-*+]\s*\[[ xX~bB-]\](?:\S|$)|^\s*[-*+](?:| {2,}|\t)\[[ xX~bB-]\]")
 
 
+def removal(old: Document, new: Document) -> str | None:
+    """Why an edit from `old` to `new` is too big to commit for a person who did not ask: it removes
+    every task, or more than half of them (a 0-byte save, an editor that crashed mid-write)."""
+    before = set(old.ids())
+    if not before:
+        return None
+    gone = len(before - set(new.ids()))
+    if len(new) == 0 or gone * 2 > len(before):
+        return f"removes {gone} of {len(before)} tasks"
+    return None
+
+
 def lint(doc: Document) -> list[str]:
     """Human-readable problems, each naming its line; empty when the list is fine to commit."""
     problems = []

@@ -210,6 +210,10 @@ def remaining_tasks(state: OrchestrationState, b: BatchState) -> list[str]:
     return [t for t in b.task_ids if state.task_status.get(t, TaskStatus.PENDING) not in FINISHED]
 
 
+def with_detail(why: str, detail: str | None) -> str:
+    return f"{why}: {detail}" if detail else why
+
+
 def backoff_s(hits: int) -> int:
     """Wait after the n-th usage limit in a row with no reset time: 60 s doubling, at most an hour."""
     wait: int = BACKOFF_FIRST_S * 2 ** max(0, hits - 1)
@@ -280,10 +284,12 @@ class _Machine:
             self.s.pause_reason = None
             self.s.waiting_until = None
 
-    def attention(self, reason: str, retry: Work, event: FeedEvent = FeedEvent.NEEDS_ATTENTION) -> None:
-        """Stop and wait for `recover`; `retry` is what a retry starts."""
+    def attention(self, reason: str, retry: Work, event: FeedEvent = FeedEvent.NEEDS_ATTENTION,
+                  detail: str | None = None) -> None:
+        """Stop and wait for `recover`; `retry` is what a retry starts. `reason` is specflowd's own
+        words and goes into the feed; `detail` (an agent's output) stays in the state file."""
         self.set_status(Status.NEEDS_ATTENTION)
-        self.s.error = reason
+        self.s.error = with_detail(reason, detail)
         self.s.next_work = retry
         self.record(event, f"needs attention: {reason}", self.current())
 
@@ -568,18 +574,22 @@ class _Machine:
         return None
 
     def run_ended(self, run: AgentRun, r: RunResult, b: BatchState | None) -> None:
-        failure = f"{run.purpose} run {run.n} failed ({r.error_type or 'error'}): {r.error or 'no detail'}"
+        # The feed (pushed, read by everyone) gets specflowd's words; what the agent said, which may
+        # quote a key from its environment, stays in the state file and the transcript (0600).
+        code = f", exit {r.exit_code}" if r.exit_code not in (None, 0) else ""
+        failure = f"{run.purpose} run {run.n} failed ({r.error_type or 'error'}{code})"
         if run.phase in (Phase.DESIGN, Phase.ANALYZE):
             if r.ok:
                 self.go(Work(kind=WorkKind.PLAN, phase=run.phase))
             else:
                 self.attention(f"{run.phase.value} {failure}",
-                               Work(kind=WorkKind.AGENT, phase=run.phase, purpose=Purpose(run.phase.value)))
+                               Work(kind=WorkKind.AGENT, phase=run.phase, purpose=Purpose(run.phase.value)),
+                               detail=r.error)
         elif run.phase == Phase.VERIFY:
             if r.ok:
                 self.go(Work(kind=WorkKind.VERIFY, phase=Phase.VERIFY))
             else:
-                self.verify_failed(failure, run)
+                self.verify_failed(failure, run, detail=r.error)
         elif b is not None:
             self.batch_run_ended(run, r, b, failure)
 
@@ -594,7 +604,7 @@ class _Machine:
                          resume_session=run.session_id, after_run=run.n))
         else:
             why = failure if not r.ok else f"run {run.n} ended but {', '.join(left)} not marked done"
-            self.batch_failed(b, run, why)
+            self.batch_failed(b, run, why, None if r.ok else r.error)
 
     def complete(self, b: BatchState) -> None:
         s = self.s
@@ -615,9 +625,9 @@ class _Machine:
         o = self.s.config.orchestration
         return o.auto_heal and attempts < o.max_heal_attempts
 
-    def batch_failed(self, b: BatchState, run: AgentRun, why: str) -> None:
+    def batch_failed(self, b: BatchState, run: AgentRun, why: str, detail: str | None) -> None:
         s = self.s
-        b.error = why
+        b.error = with_detail(why, detail)
         if self.can_heal(b.heal_attempts):
             b.heal_attempts += 1
             b.status = BatchStatus.HEALING
@@ -626,19 +636,19 @@ class _Machine:
         b.status = BatchStatus.FAILED
         self.record(FeedEvent.BATCH_FAILED, f"batch {b.index}/{len(s.batches)} failed: {why}", b)
         self.attention(f"batch {b.index} failed after {b.heal_attempts} heal attempt(s): {why}",
-                       Work(kind=WorkKind.AGENT, phase=Phase.IMPLEMENT, batch=b.index))
+                       Work(kind=WorkKind.AGENT, phase=Phase.IMPLEMENT, batch=b.index), detail=detail)
 
-    def verify_failed(self, why: str, run: AgentRun | None) -> None:
+    def verify_failed(self, why: str, run: AgentRun | None, detail: str | None = None) -> None:
         s = self.s
         self.record(FeedEvent.VERIFY_FAILED, f"verify failed: {why}")
         if self.can_heal(s.verify_heal_attempts):
             s.verify_heal_attempts += 1
-            s.error = why
+            s.error = with_detail(why, detail)
             last = run or next((r for r in reversed(s.runs) if r.session_id), None)
             self.go(self.heal_work(Phase.VERIFY, None, last))
             return
         self.attention(f"verify failed after {s.verify_heal_attempts} heal attempt(s): {why}",
-                       Work(kind=WorkKind.VERIFY, phase=Phase.VERIFY))
+                       Work(kind=WorkKind.VERIFY, phase=Phase.VERIFY), detail=detail)
 
     def rate_limited(self, run: AgentRun, r: RunResult) -> None:
         s = self.s

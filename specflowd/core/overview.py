@@ -7,6 +7,7 @@ from typing import Any
 
 from specflowd.core.machine import batch_label, remaining_tasks
 from specflowd.core.state import OrchestrationState
+from specflowd.core.text import visible
 from specflowd.core.vocab import FINISHED, TERMINAL, BatchStatus, Status
 
 
@@ -47,8 +48,11 @@ def duration(seconds: float) -> str:
     return f"{s // 60}m{s % 60:02d}s"
 
 
-def one_line(s: dict[str, Any]) -> str:
-    batch = f"batch {s['batch']}" if s["batch"] else f"{s['batches_done']}/{s['batches_total']} batches"
+# Everything below is shown on a terminal: text from task lists, agents and commits goes through
+# `visible`, so that no escape sequence in it reaches the terminal as one.
+
+def list_line(s: dict[str, Any]) -> str:
+    batch = f"batch {visible(s['batch'])}" if s["batch"] else f"{s['batches_done']}/{s['batches_total']} batches"
     return (f"{s['orchestration']}  {s['spec']:<24} {s['status']:<15} {s['phase']:<9} {batch:<28} "
             f"{s['tasks_done']}/{s['tasks_total']} tasks  ${s['cost_usd']:.2f}  {duration(s['elapsed_s'])}")
 
@@ -57,20 +61,21 @@ def details(state: OrchestrationState, now: datetime) -> str:
     s = summary(state, now)
     lines = [
         f"orchestration {state.id}  spec {state.spec}",
-        f"status {s['status']}, phase {s['phase']}" + (f", batch {s['batch']}" if s["batch"] else ""),
-        f"tasks {s['tasks_done']}/{s['tasks_total']} done" + (f", now on {s['current_task']}" if s["current_task"] else ""),
+        f"status {s['status']}, phase {s['phase']}" + (f", batch {visible(s['batch'])}" if s["batch"] else ""),
+        f"tasks {s['tasks_done']}/{s['tasks_total']} done"
+        + (f", now on {visible(s['current_task'])}" if s["current_task"] else ""),
         f"elapsed {duration(s['elapsed_s'])}, cost ${s['cost_usd']:.2f} of ${s['budget_total_usd']:.2f}",
     ]
     if state.waiting_until:
         lines.append(f"waiting for a usage limit until {state.waiting_until.isoformat()}")
     if state.error and state.status in (Status.NEEDS_ATTENTION, Status.FAILED):
-        lines.append(f"why: {state.error}")
+        lines.append(f"why: {visible(state.error)}")
     if state.batches:
         lines.append("")
         lines.append("  #  batch                          status      tasks    heals  cost")
         for b in state.batches:
             done = sum(1 for t in b.task_ids if state.task_status.get(t) in FINISHED)
-            lines.append(f"{b.index:>3}  {b.name[:30]:<30} {b.status.value:<11} {done:>3}/{len(b.task_ids):<4} "
+            lines.append(f"{b.index:>3}  {visible(b.name)[:30]:<30} {b.status.value:<11} {done:>3}/{len(b.task_ids):<4} "
                          f"{b.heal_attempts:>5}  ${b.cost_usd:.2f}")
     if state.decisions:
         lines.append("")
@@ -81,4 +86,4 @@ def details(state: OrchestrationState, now: datetime) -> str:
 
 
 def decision(what: str, why: str) -> str:
-    return what if why in what.replace(" ", "-") or not why else f"{what} ({why})"
+    return visible(what if why in what.replace(" ", "-") or not why else f"{what} ({why})")

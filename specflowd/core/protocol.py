@@ -129,6 +129,11 @@ def stem(name: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name[1:] else name
 
 
+def request_digest(raw: bytes | None) -> str | None:
+    """What tells two requests with one id apart: the digest of their bytes (None: not read)."""
+    return None if raw is None else hashlib.sha256(raw).hexdigest()
+
+
 def fallback_id(name: str) -> str:
     """The answer's name when the request gives none: the file name without extension, made safe."""
     base = stem(name)

@@ -6,19 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from specflowd.core.text import one_line
 from specflowd.core.vocab import FeedEvent, MarkSource
 
 if TYPE_CHECKING:  # only a type here: `specflowd log` should not pay for importing the parser
     from specflowd.core.tasklist import Change
-
-SUBJECT_LIMIT = 120
-
-
-def one_line(text: str, limit: int = SUBJECT_LIMIT) -> str:
-    """Text fit for a subject or trailer: control characters and newlines become spaces."""
-    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
 
 def _trailer_block(pairs: Iterable[tuple[str, str | None]]) -> str:
     return "\n".join(f"Specflow-{k}: {one_line(v, 500)}" for k, v in pairs if v not in (None, ""))

@@ -22,8 +22,9 @@ class Inbox:
     def __init__(self, requests: Path, responses: Path) -> None:
         self.requests = requests
         self.responses = responses
-        for folder in (requests / "tmp", requests / "done", requests / "failed", responses):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.digests = responses / ".digests"
+        fsio.make_private_dirs(requests, requests / "tmp", requests / "done", requests / "failed", responses,
+                               responses / ".tmp", self.digests)
 
     def waiting(self) -> list[str]:
         """Names of the requests waiting, oldest first."""
@@ -61,6 +62,8 @@ class Inbox:
                 return None, facts
             if facts.uid == os.geteuid() and _being_written(fd):
                 return None  # written in place, not renamed in: its close event brings it back
+            if facts.uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o600:
+                os.fchmod(fd, 0o600)  # dropped by hand: like everything under .specflow/, the user's alone
             return _read_at_most(fd, MAX_BYTES + 1), facts
         finally:
             os.close(fd)
@@ -68,25 +71,32 @@ class Inbox:
     def answer_path(self, rid: str) -> Path:
         return self.responses / f"{rid}.json"
 
-    def answered(self, rid: str) -> dict[str, Any] | None:
+    def answered(self, rid: str) -> tuple[dict[str, Any], str | None] | None:
+        """The answer already given to `rid`, and the digest of the request it answered (None for
+        answers older than digests); None when `rid` was never answered."""
         try:
-            answer = json.loads(self.answer_path(rid).read_bytes())
-        except FileNotFoundError:
+            answer = json.loads(fsio.read_regular(self.answer_path(rid)) or b"null")
+            digest = fsio.read_regular(self.digests / rid)
+        except (OSError, ValueError):  # a hand-damaged answer: the request is answered again
             return None
-        except ValueError:  # cannot happen with atomic writes; a hand-damaged answer is answered again
+        if not isinstance(answer, dict):
             return None
-        return answer if isinstance(answer, dict) else None
+        return answer, digest.decode("ascii", "replace") if digest else None
 
-    def answer(self, rid: str, response: dict[str, Any]) -> None:
+    def unused_id(self, rid: str) -> str:
+        """`rid~2` (`~3`, …): the name of an answer apart from the one `rid` already has."""
+        return next(f"{rid}~{n}" for n in itertools.count(2) if not self.answer_path(f"{rid}~{n}").exists())
+
+    def answer(self, rid: str, response: dict[str, Any], digest: str | None = None) -> None:
         """Write the answer atomically. The temp file lives in `responses/.tmp/`, not next to the answer:
         a rename inside a watched folder reaches watchdog as a rename-away plus a rename-in, and a
         rename-away can hold up a watcher's events for 0.5 s; arriving from elsewhere it is one event.
         Not fsynced: the order of the writes is what makes a killed daemon safe, and two fsyncs would
         be most of a refused request's latency (state files, which matter more, are fsynced)."""
-        tmp = self.responses / ".tmp"
-        tmp.mkdir(exist_ok=True)
+        if digest is not None:  # first: an answer is never without the digest of what it answers
+            fsio.atomic_write(self.digests / rid, digest.encode(), fsync=False)
         fsio.atomic_write(self.answer_path(rid), json.dumps(response, indent=2).encode() + b"\n", fsync=False,
-                          tmp_dir=tmp)
+                          tmp_dir=self.responses / ".tmp")
 
     def file_away(self, name: str, ok: bool) -> Path:
         """Move the request to done/ or failed/, keeping an earlier request of the same name there.

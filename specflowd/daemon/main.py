@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from specflowd import fsio
 from specflowd.agents.pool import Pool
 from specflowd.agents.supervisor import Supervisor
 from specflowd.core import protocol
-from specflowd.core.protocol import ErrorBody, Request
+from specflowd.core.protocol import ErrorBody, Request, request_digest
+from specflowd.core.text import quoted, visible
 from specflowd.core.vocab import ErrorCode
 from specflowd.daemon import pidlock, requests, statefile
 from specflowd.daemon.handedits import HandEdits, Settled
@@ -60,9 +62,15 @@ class Reload:
 
 def open_site(project: Project, loop: Loop) -> Site:
     """Take the project's daemon lock and load what the daemon keeps for it."""
+    fsio.make_private_dirs(project.specflow_dir)
     lock_fd = pidlock.acquire(project)
     try:
         docs = DesignDocs(project)
+        try:
+            with docs.lock():
+                docs.repair()  # what a crash of the last daemon (or of `mark --now`) left
+        except UserError as e:
+            log.warning("the design-docs worktree needs a person: %s", e.message)
         return Site(project=project, config=load_config(project), docs=docs,
                     inbox=Inbox(project.requests, project.responses), hand=HandEdits(project.root, docs, loop.later),
                     lock_fd=lock_fd, states=statefile.load_all(project))
@@ -175,6 +183,7 @@ class Daemon:
         was removed and made again (its old inotify watch died with the folder)."""
         for site in self.sites.values():
             self.watch_task_lists(site)
+            pidlock.note(site.project)
         self.scan()
 
     def watch_task_lists(self, site: Site) -> None:
@@ -219,16 +228,24 @@ class Daemon:
             return
         raw, facts = got
         rid, parsed = protocol.parse_request(raw, facts, self.uid)
-        log.debug("read %s (%d bytes) as request %s", name, facts.size, rid)
+        digest = request_digest(raw)
+        log.debug("read %s (%d bytes) as request %s", quoted(name), facts.size, rid)
         prior = site.inbox.answered(rid)
         if prior is not None:
-            # Answered before: a repeated id, or we died between answering and filing it away.
-            site.inbox.file_away(name, bool(prior.get("ok")))
-            log.info("request %s (%s): answered before, not done again", rid, name)
-            return
+            answer, earlier = prior
+            if earlier is None or digest is None or earlier == digest:
+                # Answered before: a repeated request, or we died between answering and filing it away.
+                log.info("request %s (%s): answered before, not done again", rid, quoted(name))
+                site.inbox.file_away(name, bool(answer.get("ok")))
+                return
+            # The same id, other content: answered apart, so that the first answer stays.
+            parsed = ErrorBody(code=ErrorCode.CONFLICT, field="id", message=(
+                f"request id {rid} was used before, by a request with other content (answered at "
+                f"{answer.get('at', '?')}): this one is not done; give it an id of its own"))
+            rid = site.inbox.unused_id(rid)
         try:
             response = self._respond(site, rid, parsed)
-            site.inbox.answer(rid, response)
+            site.inbox.answer(rid, response, digest)
         except OSError as e:
             if e.errno not in _DISK_FULL:
                 raise
@@ -236,12 +253,15 @@ class Daemon:
             log.error("request %s stays queued: no space left on the disk of %s", rid, site.project.root)
             self.notifier.status(f"disk full: requests wait in {site.inbox.requests}")
             return
-        site.inbox.file_away(name, response["ok"])
-        self.answered += 1
+        # Logged before the request is filed away: killed in between, the next daemon finds the
+        # request answered and says so, so that every request has its line in the log.
         if response["ok"]:
             log.info("request %s: %s ok", rid, response["action"])
         else:
-            log.info("request %s refused: %s: %s", rid, response["error"]["code"], response["error"]["message"])
+            log.info("request %s refused: %s: %s", rid, response["error"]["code"],
+                     visible(response["error"]["message"]))
+        site.inbox.file_away(name, response["ok"])
+        self.answered += 1
         self._status()
 
     def _respond(self, site: Site, rid: str, parsed: Request | ErrorBody) -> dict[str, Any]:

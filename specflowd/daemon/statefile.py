@@ -16,7 +16,7 @@ PATTERN = "orchestration-*.json"
 
 
 def save(project: Project, state: OrchestrationState) -> None:
-    project.workflows.mkdir(parents=True, exist_ok=True)
+    fsio.make_private_dirs(project.workflows)
     fsio.atomic_write(project.state_file(state.id), state.model_dump_json(indent=2).encode() + b"\n")
 
 

@@ -76,7 +76,7 @@ def build(folder: Path) -> Path:
     config.orchestration.auto_merge = True
     config.orchestration.verify_command = f"{sys.executable} -m unittest -q test_demo_work"
     config.budget.total = 5.0
-    proj.specflow_dir.mkdir()
+    fsio.make_private_dirs(proj.specflow_dir)
     fsio.atomic_write(proj.config_path, render_config(config).encode())
     initialize(locate(project))
     spec_dir = proj.design_docs / "specs" / SPEC

@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from specflowd import fsio
+from specflowd.core.text import visible
 from specflowd.daemon import pidlock
 from specflowd.errors import UserError
 from specflowd.ops import hooks, systemd
@@ -33,8 +35,8 @@ def run_checks(start: Path) -> list[Check]:
         project = locate(start)
     except UserError as e:
         return [*checks, Check("project", FAIL, e.message, "cd into your project's repository")]
-    for fn in (check_initialized, check_branch, check_worktree, check_excluded, check_hooks, check_agent,
-               check_inotify, check_systemd, check_daemon):
+    for fn in (check_initialized, check_branch, check_worktree, check_repairs, check_excluded, check_hooks,
+               check_agent, check_inotify, check_systemd, check_daemon):
         try:
             checks.append(fn(project))
         except (UserError, GitError, OSError) as e:
@@ -81,6 +83,20 @@ def check_worktree(project: Project) -> Check:
         return Check("worktree", WARN, f"{wt} has uncommitted changes ({len(dirty)} files)",
                      "the daemon commits task-list edits once they settle; commit other files yourself")
     return Check("worktree", OK, f"{wt} on {project.branch}, clean")
+
+
+def check_repairs(project: Project) -> Check:
+    """What specflowd found broken in the design-docs worktree after a crash, and put right."""
+    try:
+        lines = (fsio.read_regular(project.repairs_log) or b"").decode("utf-8", "replace").splitlines()
+    except fsio.NotRegularFile as e:
+        return Check("repairs", FAIL, str(e), f"remove {project.repairs_log}")
+    if not lines:
+        return Check("repairs", OK, "nothing needed repairing after a crash")
+    recent = "; ".join(visible(line) for line in lines[-3:])
+    return Check("repairs", WARN, f"{len(lines)} repair(s) after crashes, the last: {recent}",
+                 f"nothing to do, specflowd put them right; if they come often, find what kills it "
+                 f"(the journal, dmesg); {project.repairs_log} keeps them all")
 
 
 def check_excluded(project: Project) -> Check:

@@ -51,10 +51,22 @@ class HookReport:
     unchanged: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    disabled: str | None = None  # why no hook was installed: hooks are turned off for the repository
 
 
 def install(worktree: Path, branch: str) -> HookReport:
+    """Put specflowd's hooks in place. All or nothing: every hook is checked before any is written."""
     target = hooks_dir(worktree)
+    if target.exists() and not target.is_dir():
+        # `core.hooksPath=/dev/null` (or any file) is how a repository turns git hooks off.
+        return HookReport(disabled=f"git hooks are turned off here (core.hooksPath is {target}, not a folder): "
+                          "commits with Specflow-Task trailers do not become marks by themselves; mark with "
+                          "`specflowd mark`")
+    for name in HOOK_NAMES:
+        path, chained = target / name, target / f"{name}{CHAINED}"
+        if path.exists() and not is_ours(path) and chained.exists():
+            raise UserError(f"{path} is not specflowd's, and {chained} already exists: "
+                            "move one of them away, then run `specflowd hooks install` again")
     target.mkdir(parents=True, exist_ok=True)
     source = shipped_dir()
     report = HookReport()
@@ -63,11 +75,7 @@ def install(worktree: Path, branch: str) -> HookReport:
         script = (source / name).read_bytes().replace(b"@BRANCH@", branch.encode())
         path = target / name
         if path.exists() and not is_ours(path):
-            chained = target / f"{name}{CHAINED}"
-            if chained.exists():
-                raise UserError(f"{path} is not specflowd's, and {chained} already exists: "
-                                "move one of them away, then run `specflowd hooks install` again")
-            os.replace(path, chained)
+            os.replace(path, target / f"{name}{CHAINED}")
             report.chained.append(name)
         if path.exists() and path.read_bytes() == script:
             report.unchanged.append(name)

@@ -4,6 +4,9 @@ half-made."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from specflowd import fsio
@@ -29,42 +32,67 @@ here, so `git log` of this branch is the progress feed. Never merge it into code
 
 
 def initialize(project: Project) -> list[str]:
-    """Set the project up; returns what was done (empty when everything was already there)."""
+    """Set the project up; returns what was done (empty when everything was already there). All or
+    nothing: a failure undoes every step this run took, and the repository is as it was."""
     _check_has_commits(project)
     config = load_config(project) if project.config_path.exists() else Config()
     branch = config.design_docs.branch
     worktree = (project.root / config.design_docs.worktree).resolve()
     _check_branch_not_elsewhere(project, branch, worktree)
     done: list[str] = []
-    created_ref: str | None = None  # the branch's first commit, when this run made it
+    undo: list[Callable[[], object]] = []  # what puts back each step taken, last first
     try:
-        for name in FOLDERS:
-            path = project.specflow_dir / name
-            if not path.is_dir():
-                path.mkdir(parents=True, exist_ok=True)
-                if name == "requests":
-                    done.append(f"created {project.specflow_dir}/")
+        _make_folders(project, done, undo)
+        exclude = project.common_dir / "info" / "exclude"
+        before = fsio.read_regular(exclude)
         if _add_exclude(project):
-            done.append(f"excluded .specflow/ in {project.common_dir / 'info' / 'exclude'}")
+            undo.append(lambda: fsio.atomic_write(exclude, before, mode=0o644) if before is not None
+                        else exclude.unlink(missing_ok=True))
+            done.append(f"excluded .specflow/ in {exclude}")
         if not project.config_path.exists():
             fsio.atomic_write(project.config_path, render_config(config).encode())
+            undo.append(lambda: project.config_path.unlink(missing_ok=True))
             done.append(f"wrote {project.config_path}")
         ref = f"refs/heads/{branch}"
         if git.read_ref(project.common_dir, ref) is None and not git.remote_branches(project.root, branch):
-            created_ref = _create_orphan_branch(project, ref)
+            first, written = _create_orphan_branch(project, ref)
+            undo.append(lambda: _delete_branch(project, ref, first, written))
             done.append(f"created branch {branch}")
         if not (worktree / ".git").exists():
+            had_branch = git.read_ref(project.common_dir, ref) is not None
             git.add_worktree(project.root, worktree, branch)
+            undo.append(lambda: _remove_worktree(project, worktree, None if had_branch else ref))
             done.append(f"checked out {branch} at {worktree}")
         report = hooks.install(project.root, branch)
-        if report.installed:
+        if report.disabled:
+            done.append(f"no git hooks: {report.disabled}")
+        elif report.installed:
             kept = f" (keeping your {', '.join(report.chained)})" if report.chained else ""
             done.append(f"installed git hooks: {', '.join(report.installed)}{kept}")
-    except (GitError, OSError) as e:
-        if created_ref is not None and not (worktree / ".git").exists():
-            git.delete_ref(project.root, f"refs/heads/{branch}", created_ref)
-        raise UserError(f"init failed, nothing kept from this run: {e}") from None
+    except (GitError, OSError, UserError) as e:
+        for step in reversed(undo):
+            with contextlib.suppress(GitError, OSError):
+                step()
+        message = e.message if isinstance(e, UserError) else str(e)
+        raise UserError(f"init failed, and left the repository as it found it: {message}") from None
     return done
+
+
+def _make_folders(project: Project, done: list[str], undo: list[Callable[[], object]]) -> None:
+    top = project.specflow_dir
+    if not top.exists():
+        undo.append(lambda: shutil.rmtree(top, ignore_errors=True))
+        done.append(f"created {top}/")
+    fsio.make_private_dirs(top, *(top / name for name in FOLDERS))
+
+
+def _remove_worktree(project: Project, worktree: Path, created_ref: str | None) -> None:
+    """Undo `git worktree add`: the worktree, and the branch it made from a remote's (if it did)."""
+    git.remove_worktree(project.root, worktree, force=True)
+    if created_ref is not None:
+        tip = git.read_ref(project.common_dir, created_ref)
+        if tip is not None:
+            git.delete_ref(project.root, created_ref, tip)
 
 
 def _check_has_commits(project: Project) -> None:
@@ -85,15 +113,32 @@ def _check_branch_not_elsewhere(project: Project, branch: str, worktree: Path) -
         )
 
 
-def _create_orphan_branch(project: Project, ref: str) -> str:
-    """The branch's first commit, made with plumbing (git 2.39 has no `worktree add --orphan`)."""
+def _create_orphan_branch(project: Project, ref: str) -> tuple[str, list[Path]]:
+    """The branch's first commit, made with plumbing (git 2.39 has no `worktree add --orphan`), and
+    the object files this wrote (for an undo that leaves no dangling object behind)."""
     store = ObjectStore(project.common_dir)
-    readme = store.write("blob", BRANCH_README.encode())
-    tree = store.replace_paths(None, {"README.md": readme})
+    blob = BRANCH_README.encode()
+    tree = git.format_tree([git.TreeEntry("100644", b"README.md", git.object_id("blob", blob))])
     message = event_message("Start the design-docs branch", FeedEvent.INIT, {})
-    commit = store.write("commit", git.format_commit(tree, [], git.committer_ident(project.root), message))
-    git.update_ref(project.root, ref, commit, None, "specflowd: init")
-    return commit
+    ident = git.committer_ident(project.root)
+    written: list[Path] = []
+    sha = ""
+    for kind, data in (("blob", blob), ("tree", tree),
+                       ("commit", git.format_commit(git.object_id("tree", tree), [], ident, message))):
+        new = not store.exists(git.object_id(kind, data))
+        sha = store.write(kind, data)
+        if new:
+            written.append(store.loose_path(sha))
+    git.update_ref(project.root, ref, sha, None, "specflowd: init")
+    return sha, written
+
+
+def _delete_branch(project: Project, ref: str, tip: str, objects: list[Path]) -> None:
+    git.delete_ref(project.root, ref, tip)
+    for path in objects:
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # only when empty: git made the folder for us
 
 
 def _add_exclude(project: Project) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from specflowd.core.trailers import event_message, one_line
+from specflowd.core.text import one_line
+from specflowd.core.trailers import event_message
 from specflowd.core.vocab import ErrorCode, FeedEvent
 from specflowd.errors import UserError
 from specflowd.repo.designdocs import DesignDocs, FileChange, Snapshot

@@ -4,10 +4,14 @@ checked-out worktree stays clean and nobody's concurrent commit is lost."""
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 from specflowd import fsio
 from specflowd.core import ids
@@ -16,11 +20,14 @@ from specflowd.core.textmerge import reapply
 from specflowd.core.vocab import ErrorCode
 from specflowd.errors import UserError
 from specflowd.repo import git
-from specflowd.repo.git import GitError, ObjectStore, RefMoved, RefUpdater
+from specflowd.repo.git import GitError, ObjectStore, RefLocked, RefMoved, RefUpdater
 from specflowd.repo.project import Project
 
+log = logging.getLogger("specflowd.designdocs")
 TASK_FILES = ("progress.md", "tasks.md")
 MAX_RETRIES = 20
+STALE_LOCK_S = 10
+LOCK_WAIT_S = 2.0  # how long a writer waits for another git's lock before it refuses
 
 
 @dataclass(frozen=True)
@@ -67,8 +74,16 @@ class Snapshot:
             raise UserError(str(e), code=ErrorCode.INVALID_FIELD, field="spec") from None
         for name in TASK_FILES:
             path = f"specs/{spec}/{name}"
-            if self.blob_id(path) is not None:
-                return path
+            entry = None if self.tree is None else self.store.entry(self.tree, path)
+            if entry is None:
+                continue
+            if entry.mode not in git.REGULAR_MODES:
+                # A link committed as the task list (arriving by `git pull`) must never be read
+                # through: its target could be any file of whoever runs specflowd.
+                raise UserError(f"{path} on the design-docs branch is {git.describe_mode(entry.mode)}, not a "
+                                "regular file: specflowd reads task lists from regular files only; replace it "
+                                "with the file itself", code=ErrorCode.CONFLICT, field="spec")
+            return path
         if spec in self.specs():
             return f"specs/{spec}/progress.md"
         known = ", ".join(self.specs()) or "none yet"
@@ -88,6 +103,7 @@ class DesignDocs:
         self._docs: dict[str, Document] = {}  # blob id -> parsed task list
         self._synced: str | None = None  # the tip the worktree is known to match (this process)
         self._refs = RefUpdater(self.worktree, "specflowd")
+        self._repairs: list[str] = []  # what `repair` and commits found broken and put right
 
     def close(self) -> None:
         """Stop the helper git process; the instance can still be used (it restarts it)."""
@@ -128,16 +144,18 @@ class DesignDocs:
         self._docs[git.object_id("blob", data)] = doc
 
     def worktree_bytes(self, path: str) -> bytes | None:
+        """The file at `path` in the worktree, None when absent. A link (the file or a folder on the
+        way), a folder or a FIFO there is refused, never followed: nothing is read or committed."""
         try:
-            return (self.worktree / path).read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
+            return fsio.read_beneath(self.worktree, path)
+        except fsio.NotRegularFile as e:
+            raise UserError(_not_regular(e, self.worktree), code=ErrorCode.CONFLICT, field="task") from None
 
     # -- writing ---------------------------------------------------------------------------
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        self.project.specflow_dir.mkdir(exist_ok=True)
+        fsio.make_private_dirs(self.project.specflow_dir)
         fd = os.open(self.project.docs_lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -164,6 +182,7 @@ class DesignDocs:
             if built is None:
                 return None
             changes, message = built
+            self._check_targets(changes)
             blobs = {ch.path: None if ch.data is None else self.store.write("blob", ch.data) for ch in changes}
             tree = self.store.replace_paths(snap.tree, blobs) if blobs else snap.tree
             if tree == snap.tree and not allow_empty:
@@ -174,6 +193,9 @@ class DesignDocs:
             try:
                 self._refs.update(self.ref, new, tip)
             except RefMoved:
+                continue
+            except RefLocked as e:  # another writer's transaction, or a dead one's lock
+                self._wait_for_lock(e.path or self.project.common_dir / f"{self.ref}.lock")
                 continue
             self._write_worktree(changes)
             self._synced = new
@@ -189,12 +211,35 @@ class DesignDocs:
                 f"(`specflowd doctor` explains)", code=ErrorCode.INTERNAL)
         # Checked before publishing: once the ref moved, a locked index would leave the worktree
         # showing our commit reversed.
-        gitdir = self.worktree / dotgit.read_text().removeprefix("gitdir:").strip() if dotgit.is_file() else dotgit
-        lock = gitdir / "index.lock"
-        if lock.exists():
-            raise UserError(
-                f"{lock} exists: a git command is running in the design-docs worktree, or one crashed "
-                f"and left it. If no git process is running, remove {lock} and try again.", code=ErrorCode.CONFLICT)
+        self._wait_for_lock(git.git_path(self.worktree, "index.lock"))
+
+    def _wait_for_lock(self, lock: Path) -> None:
+        """Wait a little for another git to finish with `lock`; clear it when its git is dead (nobody
+        has it open and it has not moved for a while: git closes a lock file before renaming it,
+        and holds ref locks through a transaction). UserError when it is still held."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                age = time.time() - lock.stat().st_mtime
+            except FileNotFoundError:
+                return
+            if age >= STALE_LOCK_S and not fsio.held_open(lock):
+                lock.unlink(missing_ok=True)  # its git was killed, and what it guarded is as it was
+                self.note_repair(f"removed {lock}, left by a git process that was killed")
+                return
+            if time.monotonic() >= deadline:
+                raise UserError(f"{lock} exists: a git command is running in the design-docs worktree; try "
+                                f"again when it has finished (a lock nobody holds is cleared after {STALE_LOCK_S} s)",
+                                code=ErrorCode.CONFLICT)
+            time.sleep(0.01)
+
+    def _check_targets(self, changes: list[FileChange]) -> None:
+        """Refuse, before anything is published, to write where a link, a folder or a FIFO stands."""
+        for ch in changes:
+            try:
+                fsio.check_beneath(self.worktree, ch.path)
+            except fsio.NotRegularFile as e:
+                raise UserError(_not_regular(e, self.worktree), code=ErrorCode.CONFLICT, field="task") from None
 
     def _write_worktree(self, changes: list[FileChange]) -> None:
         """Bring the worktree's files and index to the commit just published, so it stays clean."""
@@ -212,9 +257,8 @@ class DesignDocs:
                     # Saved by someone between our reading and our writing: keep their edit, with
                     # our change carried onto it; it is committed as their hand edit next.
                     data = reapply(ch.base, ch.data, current) or current
-            target.parent.mkdir(parents=True, exist_ok=True)
             # A person's file in a checkout: the umask decides, as for any file git writes.
-            fsio.atomic_write(target, data, mode=None, fsync=False)
+            fsio.write_beneath(self.worktree, ch.path, data)
         git.update_index(self.worktree, [ch.path for ch in changes])
 
     def sync_worktree(self, tip: str | None) -> None:
@@ -229,7 +273,10 @@ class DesignDocs:
         except GitError as e:
             raise UserError(f"the design-docs worktree {self.worktree} has unresolved conflicts: "
                             f"resolve them there and commit ({e.stderr.strip()})", code=ErrorCode.CONFLICT) from None
-        if index_tree != self.store.commit_tree(tip):
+        tip_tree = self.store.commit_tree(tip)
+        if index_tree != tip_tree:
+            index_tree = self._restage_files_at(tip, index_tree)
+        if index_tree != tip_tree:
             old = self._commit_with_tree(tip, index_tree)
             if old is None:
                 raise UserError(
@@ -244,6 +291,54 @@ class DesignDocs:
                     code=ErrorCode.CONFLICT) from None
         self._synced = tip
 
+    def _restage_files_at(self, tip: str, index_tree: str) -> str:
+        """A crash between writing a commit's files and refreshing the index leaves the files at
+        the branch tip and the index behind it: restage exactly those files (each one's bytes are
+        the tip's), so that the carry-forward below has nothing left to refuse. A person's edit
+        matches no tip blob and stays as it is. Returns the index's tree now."""
+        snap = self.snapshot(tip)
+        at_tip = []
+        for path in git.staged_differences(self.worktree, tip):
+            try:
+                current = fsio.read_beneath(self.worktree, path)
+            except fsio.NotRegularFile:
+                continue
+            if current is not None and current == snap.read(path):
+                at_tip.append(path)
+        if not at_tip:
+            return index_tree
+        git.update_index(self.worktree, at_tip)
+        self.note_repair(f"restaged {', '.join(at_tip)}: the index was behind {self.project.branch} "
+                         "(a crash between a commit and its index refresh)")
+        return git.index_tree(self.worktree)
+
+    def repair(self) -> list[str]:
+        """Put right what a crash can leave in the worktree, lock held: our temp files, a stale
+        index lock, an index behind the branch. What was done, for the log (also noted for doctor)."""
+        self._repairs = []
+        for folder, _dirs, _files in os.walk(self.worktree):
+            if "/.git" in folder or folder.endswith("/.git"):
+                continue
+            for stale in fsio.stale_temp_files(Path(folder)):
+                stale.unlink(missing_ok=True)
+                self.note_repair(f"removed {stale}, a temp file left by a killed specflowd")
+        self._require_worktree()
+        self._synced = None
+        self.sync_worktree(self.tip())
+        return self._repairs
+
+    def note_repair(self, what: str) -> None:
+        """Keep a line of what was repaired, for `specflowd doctor` (and the caller's log)."""
+        self._repairs.append(what)
+        log.warning("design-docs worktree %s: %s", self.worktree, what)
+        line = f"{datetime.now(UTC).isoformat(timespec='seconds')} {what}\n".encode()
+        path = self.project.repairs_log
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
     def _commit_with_tree(self, tip: str, tree: str) -> str | None:
         """The most recent commit behind `tip` (first parents) whose tree is `tree`."""
         out = git.log(self.worktree, tip, "%H %T", limit=500, first_parent=True)
@@ -252,3 +347,10 @@ class DesignDocs:
             if commit_tree == tree:
                 return commit
         return None
+
+
+def _not_regular(e: fsio.NotRegularFile, worktree: Path) -> str:
+    where = e.path.relative_to(worktree) if e.path.is_relative_to(worktree) else e.path
+    return (f"{where} in the design-docs worktree {worktree} is {e.what}, not a regular file: specflowd never "
+            "follows links and reads and writes task lists as regular files only; replace it with the file "
+            "itself (nothing was committed)")

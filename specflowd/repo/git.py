@@ -258,8 +258,8 @@ def unlock_worktree(cwd: Path, path: Path) -> None:
     _run(cwd, "worktree", "unlock", str(path))
 
 
-def remove_worktree(cwd: Path, path: Path) -> None:
-    _text(cwd, "worktree", "remove", str(path))
+def remove_worktree(cwd: Path, path: Path, *, force: bool = False) -> None:
+    _text(cwd, "worktree", "remove", *(["--force"] if force else []), str(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +280,11 @@ def carry_forward(worktree: Path, old: str, new: str) -> None:
     """A two-tree merge (`read-tree -m -u old new`): the index and files go from commit `old` to
     `new`, keeping unstaged edits and refusing to overwrite them (GitError)."""
     _text(worktree, "read-tree", "-m", "-u", old, new, quiet=True)
+
+
+def staged_differences(worktree: Path, commit: str) -> list[str]:
+    """Paths whose index entry differs from `commit` in this worktree."""
+    return [p for p in _text(worktree, "diff-index", "--cached", "--name-only", "-z", commit).split("\0") if p]
 
 
 def merge_tree(cwd: Path, base: str, other: str) -> tuple[str, list[str]]:
@@ -327,7 +332,14 @@ def format_tree(entries: list[TreeEntry]) -> bytes:
 
 
 DIRECTORY = "40000"
+SYMLINK = "120000"
+SUBMODULE = "160000"
 REGULAR_MODES = frozenset({"100644", "100755"})
+
+
+def describe_mode(mode: str) -> str:
+    """What a tree entry's mode makes it, in words for a message."""
+    return {DIRECTORY: "a folder", SYMLINK: "a symbolic link", SUBMODULE: "a submodule"}.get(mode, "a regular file")
 _CACHED_TREES = 512
 
 
@@ -346,6 +358,13 @@ class ObjectStore:
         stored = self._loose.store(IStream(kind.encode(), len(data), io.BytesIO(data)))
         sha: bytes = stored.hexsha
         return sha.decode()
+
+    def loose_path(self, sha: str) -> Path:
+        return self.common_dir / "objects" / sha[:2] / sha[2:]
+
+    def exists(self, sha: str) -> bool:
+        binsha = bytes.fromhex(sha)
+        return self.loose_path(sha).exists() or self._packs.has_object(binsha)
 
     def read(self, sha: str, kind: str) -> bytes:
         binsha = bytes.fromhex(sha)
@@ -497,9 +516,18 @@ def delete_ref(cwd: Path, ref: str, old: str) -> None:
     _run(cwd, "update-ref", "-d", ref, old, quiet=True)
 
 
+class RefLocked(UserError):
+    """Another git process holds the ref's lock (or left it behind): wait, or clear a dead one."""
+
+    def __init__(self, stderr: str) -> None:
+        found = re.search(r"'([^']+\.lock)'", stderr)
+        self.path = Path(found.group(1)) if found else None
+        super().__init__(_lock_message(stderr), code=ErrorCode.CONFLICT)
+
+
 def _raise_ref_error(msg: str) -> None:
     if "index.lock" in msg or ".lock" in msg and "File exists" in msg:
-        raise UserError(_lock_message(msg), code=ErrorCode.CONFLICT)
+        raise RefLocked(msg)
     if "but expected" in msg or "is at" in msg or "reference already exists" in msg or "unable to resolve" in msg:
         raise RefMoved(msg)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from specflowd.core.lint import lint
+from specflowd.core.lint import lint, removal
 from specflowd.core.tasklist import Change, Document, Mark, TaskListError, apply_marks, parse
 from specflowd.core.trailers import edit_message, mark_message
 from specflowd.core.vocab import ErrorCode, MarkSource, TaskStatus
@@ -80,7 +80,8 @@ def commit_hand_edits(docs: DesignDocs, spec: str) -> str | None:
 
 def commit_hand_edits_locked(docs: DesignDocs, spec: str) -> str | None:
     """Commit a person's uncommitted edit of a spec's task list, with a trailer for every task whose
-    status changed. An edit that breaks the task list is refused, and nothing is committed."""
+    status changed. An edit that breaks the task list, or removes most of it, is refused, and
+    nothing is committed: the person commits it themselves if they meant it."""
     # The common case, answered without a git process: the worktree holds what is committed.
     snap = docs.snapshot()
     path = snap.task_file(spec)
@@ -98,7 +99,13 @@ def commit_hand_edits_locked(docs: DesignDocs, spec: str) -> str | None:
         if problems:
             raise UserError(f"{path} has uncommitted edits that break the task list: {problems[0]}; "
                             "fix them in the design-docs worktree", code=ErrorCode.CONFLICT, field="task")
-        changes = status_changes(docs.document(snap, path), new_doc)
+        old_doc = docs.document(snap, path)
+        too_big = removal(old_doc, new_doc)
+        if too_big:
+            raise UserError(f"{path} has an uncommitted edit that {too_big}; specflowd does not commit that "
+                            f"for you: if you meant it, commit it yourself (`git -C {docs.worktree} commit -a`), "
+                            "else restore the file", code=ErrorCode.CONFLICT, field="task")
+        changes = status_changes(old_doc, new_doc)
         docs.remember(edited, new_doc)
         if changes:
             message = mark_message(spec, changes, source=MarkSource.HAND_EDIT)

@@ -102,6 +102,11 @@ class Project:
         return self.specflow_dir / "templates" / "spec"
 
     @property
+    def repairs_log(self) -> Path:
+        """What specflowd found broken after a crash and put right, a line each (`doctor` shows it)."""
+        return self.specflow_dir / "repairs.log"
+
+    @property
     def lock_path(self) -> Path:
         """The daemon's single-instance lock."""
         return self.specflow_dir / "daemon.lock"

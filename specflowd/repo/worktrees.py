@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from specflowd import fsio
 from specflowd.core.vocab import ErrorCode
 from specflowd.errors import UserError
 from specflowd.repo import git
@@ -28,7 +29,7 @@ def ensure(project: Project, spec: str, base_branch: str) -> Path:
             raise UserError(f"base branch {base_branch!r} does not exist in {project.root}: set "
                             f"[orchestration] base_branch", code=ErrorCode.INVALID_FIELD, field="config")
         git.create_branch(project.root, branch, base_branch)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    fsio.make_private_dirs(path.parent)
     try:
         git.add_worktree(project.root, path, branch)
     except GitError as e:

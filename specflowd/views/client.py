@@ -19,6 +19,7 @@ from watchdog.observers.inotify import InotifyObserver
 
 from specflowd import fsio
 from specflowd.core import ids
+from specflowd.core.text import visible, visible_lines
 from specflowd.daemon import pidlock
 from specflowd.errors import UserError
 from specflowd.repo.project import Project, locate
@@ -35,7 +36,7 @@ def drop(project: Project, payload: dict[str, Any]) -> str:
     """Put a request into the inbox atomically; returns its id (the answer's file name)."""
     rid: str = payload.setdefault("id", new_request_id(payload["action"]))
     tmp = project.requests / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
+    fsio.make_private_dirs(tmp)
     # Made in tmp/ and renamed in: the daemon never sees a request half-written.
     fsio.atomic_write(project.requests / f"{rid}.json", json.dumps(payload).encode() + b"\n", tmp_dir=tmp)
     return rid
@@ -56,7 +57,7 @@ class AnswerWatch:
                 if os.path.basename(os.fsdecode(path)) == name:
                     arrived.set()
 
-        responses.mkdir(parents=True, exist_ok=True)
+        fsio.make_private_dirs(responses)
         self.observer = InotifyObserver()
         self.observer.schedule(Handler(), str(responses), event_filter=[FileCreatedEvent, FileMovedEvent])
         self.observer.start()
@@ -111,12 +112,22 @@ def submit(project: Project, payload: dict[str, Any], *, wait: float | None, as_
     if as_json:
         click.echo(json.dumps(answer, indent=2))
     elif answer.get("ok"):
-        click.echo(describe(answer["result"]))
+        click.echo(visible_lines(describe(answer["result"])))
     if not answer.get("ok"):
         error = answer.get("error", {})
         if not as_json:
-            click.echo(f"specflowd: {error.get('message', 'refused')} ({error.get('code')})", err=True)
+            click.echo(visible(f"specflowd: {error.get('message', 'refused')} ({error.get('code')})"), err=True)
         sys.exit(1)
+
+
+def one_of(what: str, **flags: object) -> str | None:
+    """The one flag given of a set of mutually exclusive ones (None: none); two or more is a usage
+    error (exit 2), never a silent choice of the last."""
+    given = [name for name, value in flags.items() if value not in (None, False)]
+    if len(given) > 1:
+        names = " and ".join(f"--{name.replace('_', '-')}" for name in given)
+        raise click.UsageError(f"{names} cannot go together: {what}")
+    return given[0] if given else None
 
 
 def wait_option(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from specflowd.core.overview import duration
 from specflowd.core.state import OrchestrationState
+from specflowd.core.text import visible
 from specflowd.core.vocab import FINISHED
 from specflowd.daemon.statefile import read_all
 from specflowd.repo.project import Project
@@ -56,6 +57,6 @@ def gather(projects: list[Project], now: datetime) -> tuple[list[dict[str, Any]]
 
 def line(row: dict[str, Any]) -> str:
     around = " ".join([*row["before"], f"[{row['task']}]" if row["task"] else "", *row["after"]]).strip()
-    return (f"{Path(row['project']).name:<16} {row['spec']:<20} {row['orchestration']}  {row['phase']:<9} "
-            f"{row['batch'] or '-':<22} {row['state']:<18} {around:<32} {duration(row['run_time_s']):>7} "
-            f"${row['cost_usd']:.2f}")
+    return visible(f"{Path(row['project']).name:<16} {row['spec']:<20} {row['orchestration']}  {row['phase']:<9} "
+                   f"{row['batch'] or '-':<22} {row['state']:<18} {around:<32} {duration(row['run_time_s']):>7} "
+                   f"${row['cost_usd']:.2f}")

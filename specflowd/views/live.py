@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from specflowd.core.overview import decision, duration, summary
+from specflowd.core.text import visible
 from specflowd.daemon.statefile import read_all
 from specflowd.repo.follow import Waker
 from specflowd.repo.project import Project
@@ -27,9 +28,11 @@ def render(project: Project, wanted: str | None) -> Group:
     for state in chosen:
         s = summary(state, now)
         bar = ProgressBar(total=max(1, s["tasks_total"]), completed=s["tasks_done"], width=20)
-        table.add_row(s["orchestration"], s["spec"], s["status"], s["phase"], s["batch"] or "-",
-                      f"{s['tasks_done']}/{s['tasks_total']}", bar, f"${s['cost_usd']:.2f}",
-                      duration(s["elapsed_s"]))
+        # Text cells, not strings: rich would read `[/red]` in a heading as markup (and fail).
+        cells = [s["orchestration"], s["spec"], s["status"], s["phase"], s["batch"] or "-",
+                 f"{s['tasks_done']}/{s['tasks_total']}"]
+        table.add_row(*(Text(visible(c)) for c in cells), bar, Text(f"${s['cost_usd']:.2f}"),
+                      Text(duration(s["elapsed_s"])))
     lines: list[Table | Text] = [table]
     for state in chosen[-1:]:
         for d in state.decisions[-5:]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from specflowd.core.lint import lint, removal
 from specflowd.core.rebuild import rebuild
 from specflowd.core.state import OrchestrationState
+from specflowd.core.tasklist import parse
 from specflowd.core.vocab import ErrorCode, FeedEvent, TaskStatus
 from specflowd.daemon.statefile import read_all
 from specflowd.errors import UserError
@@ -22,6 +24,7 @@ def load(project: Project, wanted: str | None) -> tuple[dict[str, OrchestrationS
     are rebuilt from the branch history, in memory."""
     states, broken = read_all(project)
     notes = [f"warning: {path.name} is unreadable: {why}" for path, why in broken.items()]
+    notes += held_back_edits(project)
     if (wanted and wanted not in states) or (not wanted and not states):
         rebuilt = rebuild_states(project, wanted, set(states))
         notes += [f"note: the state of {oid} was missing; rebuilt it from the history of {project.branch}"
@@ -31,6 +34,32 @@ def load(project: Project, wanted: str | None) -> tuple[dict[str, OrchestrationS
         raise UserError(f"no orchestration {wanted} in {project.root} (known: {', '.join(sorted(states)) or 'none'})",
                         code=ErrorCode.UNKNOWN_ORCHESTRATION)
     return states, notes
+
+
+def held_back_edits(project: Project) -> list[str]:
+    """Uncommitted edits of task lists that specflowd will not commit by itself (they remove most
+    of the tasks, or break the list), said so that the person commits or undoes them."""
+    docs = DesignDocs(project)
+    try:
+        snap = docs.snapshot()
+    except UserError:
+        return []
+    notes = []
+    for spec in snap.specs():
+        try:
+            path = snap.task_file(spec)
+            edited = docs.worktree_bytes(path)
+        except UserError as e:
+            notes.append(f"warning: {e.message}")
+            continue
+        committed = snap.read(path)
+        if edited is None or committed is None or edited == committed:
+            continue
+        why = removal(parse(committed), parse(edited)) or next(iter(lint(parse(edited))), None)
+        if why:
+            notes.append(f"warning: {path} has an uncommitted edit that specflowd does not commit for you ({why}): "
+                         f"commit it yourself in {docs.worktree} if you meant it, else restore the file")
+    return notes
 
 
 def rebuild_states(project: Project, wanted: str | None, have: set[str]) -> dict[str, OrchestrationState]:

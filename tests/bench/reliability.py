@@ -13,6 +13,29 @@ import time
 
 from common import ENV, ROOT
 
+# Each class of hole found when specflowd was attacked (issue 11), and the tests that keep it shut.
+HOLES = [
+    ("A task list that is a link (a local `ln -s`, a pulled commit adding one), a linked folder, a folder or "
+     "a FIFO, through the daemon's hand-edit path and `mark --now`: refused by name, nothing committed, the "
+     "linked secret in no object of the repository", ["tests/e2e/reliability/test_symlinks.py"]),
+    ("1,000 marks while the daemon is SIGKILLed with its git children 25 times; every state a crash leaves "
+     "(branch ahead of the index, temp files, dead locks) made by hand: each request answered once, none "
+     "refused, worktree clean, fsck clean, no temp file left, repairs shown by doctor",
+     ["tests/e2e/reliability/test_kill_storm.py", "tests/repo/test_crash_states.py"]),
+    ("Agent output (a key in its stderr) never in a commit; everything under .specflow/ 0700/0600 under "
+     "umask 002; links planted where answers go replaced, never written through",
+     ["tests/e2e/reliability/test_privacy.py"]),
+    ("OSC 52, OSC 0, ESC[2J and `[/red]` in headings, tasks, agent output, commit subjects and file names: "
+     "text in status, list, plan, log, fleet, mark, status --watch and the daemon's log; JSON exact",
+     ["tests/e2e/reliability/test_terminal.py"]),
+    ("`init` in a SHA-256 repository, with hooks it cannot chain (twice), with hooks turned off: the "
+     "repository exactly as before (refs, worktrees, fsck, every file), or hooks skipped with a note",
+     ["tests/ops/test_init.py"]),
+    ("A 0-byte save and a mass removal held back (status says so), a deleted lock file, a request id reused "
+     "for other content, contradicting flags, a 300-character file name",
+     ["tests/e2e/reliability/test_small_faults.py"]),
+]
+
 
 def run(cmd: list[str]) -> tuple[int, str, float]:
     t = time.monotonic()
@@ -54,6 +77,10 @@ def main() -> None:
     code, out, _ = run(cmd)
     rows.append(("Faults injected (full disk, worktree and branch removed, locks, SIGTERM-proof agent, "
                  "trampled task list, clock jumps) and hostile task text", passed(out), " ".join(cmd[1:])))
+    for what, files in HOLES:
+        cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files]
+        code, out, _ = run(cmd)
+        rows.append((what, passed(out), " ".join(cmd[1:])))
     cmd = [py, "tests/bench/bench_load.py"]
     code, out, _ = run(cmd)
     rows.append(("One daemon, 50 projects, 200 orchestrations: start to READY / memory / idle CPU over 30 s",

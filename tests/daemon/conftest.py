@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -41,8 +42,10 @@ class DaemonProcess:
         self.log_path = log
         self.specflow = root / ".specflow"
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        # A session of its own, as under systemd: `kill_group` then kills the daemon with its git
+        # children, as `systemctl kill` or the OOM killer would (agents lead sessions of their own).
         self.proc = subprocess.Popen(["specflowd", "run", *args], cwd=root, stdout=self._log, stderr=self._log,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **(env or {})}, start_new_session=True)
 
     def wait_ready(self, timeout: float = 20) -> DaemonProcess:
         wait_for(lambda: "serving" in self.log() or self.proc.poll() is not None, timeout, message="daemon start")
@@ -76,6 +79,12 @@ class DaemonProcess:
                     return p
             return None
         return wait_for(found, timeout, message=f"{name} filed away")  # type: ignore[return-value]
+
+    def kill_group(self) -> int:
+        """SIGKILL the daemon and every process of its group (its git children), at once."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.stop(signal.SIGKILL)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         if self.proc.poll() is None:

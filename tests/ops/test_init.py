@@ -132,3 +132,30 @@ def test_a_sha256_repository_is_refused_before_anything_is_written(tmp_path: Pat
     assert r.returncode == 1 and "sha256" in r.stderr and "SHA-1" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert repository_picture(repo) == before
+
+
+def test_a_failing_init_leaves_the_repository_as_it_found_it_and_a_retry_works(repo: Path) -> None:
+    # A hook of the person's own, and a chained one beside it: specflowd cannot chain a third.
+    hooks = repo / ".git" / "hooks"
+    for name in ("reference-transaction", "reference-transaction.specflowd-chained"):
+        (hooks / name).write_text("#!/bin/sh\nexit 0\n")
+        (hooks / name).chmod(0o755)
+    before = repository_picture(repo)
+    for _ in range(2):  # and again: a failed init leaves nothing that makes the next one fail otherwise
+        r = run_cli("init", cwd=repo)
+        assert r.returncode == 1 and "specflowd-chained" in r.stderr and "as it found it" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+        assert repository_picture(repo) == before
+    (hooks / "reference-transaction.specflowd-chained").unlink()
+    assert run_cli("init", cwd=repo).returncode == 0
+    assert (hooks / "reference-transaction.specflowd-chained").read_text() == "#!/bin/sh\nexit 0\n"
+
+
+def test_init_with_hooks_turned_off_skips_them_with_a_note(repo: Path) -> None:
+    git(repo, "config", "core.hooksPath", "/dev/null")
+    r = run_cli("init", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert "no git hooks" in r.stdout and "core.hooksPath" in r.stdout
+    assert Path("/dev/null").is_char_device()
+    assert (repo / ".specflow" / "design-docs" / ".git").exists()
+    assert run_cli("init", cwd=repo).returncode == 0  # and again

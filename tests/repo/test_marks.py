@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -222,24 +223,23 @@ def test_compare_and_swap_under_a_concurrent_writer(project: Path) -> None:
     assert subprocess.run(["git", "fsck", "--no-dangling"], cwd=project, capture_output=True).returncode == 0
 
 
-def test_leftover_locks_get_a_clear_error(project: Path) -> None:
+def test_a_lock_held_by_a_running_git_gets_a_clear_error_and_a_dead_ones_is_removed(project: Path) -> None:
     gitdir = Path(git(worktree(project), "rev-parse", "--absolute-git-dir").strip())
-    lock = gitdir / "index.lock"
-    lock.write_text("")
-    head = git(project, "rev-parse", "helix-design-docs")
-    r = run_cli("mark", "T001", "--done", "--now", cwd=project)
-    assert r.returncode == 1 and str(lock) in r.stderr and "remove" in r.stderr
-    assert "Traceback" not in r.stderr
-    assert git(project, "rev-parse", "helix-design-docs") == head
-    lock.unlink()
     ref_lock = project / ".git" / "refs" / "heads" / "helix-design-docs.lock"
-    ref_lock.write_text("")
-    r = run_cli("mark", "T001", "--done", "--now", cwd=project)
-    assert r.returncode == 1 and "helix-design-docs.lock" in r.stderr and "Traceback" not in r.stderr
-    ref_lock.unlink()
-    assert run_cli("mark", "T001", "--done", "--now", cwd=project).returncode == 0
+    for lock, status in ((gitdir / "index.lock", "--done"), (ref_lock, "--todo")):
+        held = open(lock, "w")  # noqa: SIM115 - a git at work holds its lock file open
+        os.utime(lock, (time.time() - 60, time.time() - 60))  # however old the lock: it is held
+        head = git(project, "rev-parse", "helix-design-docs")
+        r = run_cli("mark", "T001", status, "--now", cwd=project)
+        assert r.returncode == 1 and str(lock) in r.stderr and "running" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+        assert git(project, "rev-parse", "helix-design-docs") == head
+        held.close()  # its git was killed: the lock stays behind, held by nobody
+        r = run_cli("mark", "T001", status, "--now", cwd=project)
+        assert r.returncode == 0, r.stderr
+        assert not lock.exists()
+        assert f"removed {lock}" in (project / ".specflow" / "repairs.log").read_text()
     assert git(worktree(project), "status", "--porcelain") == ""
-
 
 def test_missing_worktree_is_explained(project: Path) -> None:
     import shutil
