@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -34,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "status": "Show an orchestration's phase, batches, tasks, cost and decisions.",
     "list": "List the project's orchestrations, one line each.",
     "fleet": "Every agent run across the projects the daemon serves.",
+    "wait": "Print an orchestration's feed as it lands, until it ends.",
+    "inbox": "List the requests waiting for a daemon, or drop one.",
 }
 HIDDEN = frozenset({"hook"})  # run by the git hooks, not listed
 
@@ -48,6 +51,7 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS and cmd_name not in HIDDEN:
             return None
         command: click.Command = importlib.import_module(f"specflowd.commands.{cmd_name}").command
+        with_directory_option(command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -57,8 +61,33 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+def change_directory(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        try:
+            os.chdir(value)
+        except OSError as e:
+            raise click.BadParameter(f"cannot change to {value!r}: {e.strerror}", ctx, param) from None
+
+
+def directory_option() -> click.Option:
+    return click.Option(["-C", "directory"], metavar="PATH", expose_value=False, is_eager=True,
+                        callback=change_directory, help="Run as if started in PATH (as `git -C` does).")
+
+
+def with_directory_option(command: click.Command) -> None:
+    """`-C PATH` on a command (and its subcommands), once: `specflowd status -C ~/app`, as well as
+    `specflowd -C ~/app status`."""
+    if not any(p.name == "directory" for p in command.params):
+        command.params.append(directory_option())
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            with_directory_option(sub)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(version=__version__, prog_name="specflowd")
+@click.option("-C", "directory", metavar="PATH", expose_value=False, is_eager=True, callback=change_directory,
+              help="Run as if specflowd was started in PATH (as `git -C` does).")
 def cli() -> None:
     """specflowd runs coding agents through a spec's task list and records every step
     as a commit on the design-docs branch, so `git log` is the progress feed."""

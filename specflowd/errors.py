@@ -2,6 +2,10 @@
 
 from specflowd.core.vocab import ErrorCode
 
+# The daemon's exit for a configuration it cannot run with (sysexits' EX_CONFIG): systemd's units
+# list it in RestartPreventExitStatus=, so that a missing or broken config is no restart loop.
+EXIT_CONFIG = 78
+
 
 class UserError(Exception):
     """A problem caused by input or environment that the user can fix.

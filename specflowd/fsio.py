@@ -237,6 +237,17 @@ def stale_temp_files(folder: Path) -> list[Path]:
     return found
 
 
+def git_running_within(root: Path) -> bool:
+    """Whether a git process we can see works inside `root` (its current directory is there)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if (proc / "comm").read_bytes().startswith(b"git") and Path(os.readlink(proc / "cwd")).is_relative_to(root):
+                return True
+    return False
+
+
 def held_open(path: Path) -> bool:
     """Whether any process we can see has `path` open (a lock file's owner still at work)."""
     target = str(path)

@@ -6,13 +6,20 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import tomli_w
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+# Task lists of every style the grammar accepts, written for these tests; a corpus of real task lists
+# beside the checkout (../shared/corpus, as in CI) adds cases when it is there, and is never required.
+TASKLISTS = Path(__file__).resolve().parent / "core" / "tasklists"
+EXTRA_CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS_FILES = sorted(TASKLISTS.glob("*.md")) + sorted(p for p in EXTRA_CORPUS.glob("*.md") if p.name != "README.md")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -74,6 +81,15 @@ def repo(tmp_path: Path) -> Path:
     git(path, "add", "README.md")
     git(path, "commit", "-q", "-m", "initial")
     return path
+
+
+def configure(root: Path, **sections: dict[str, Any]) -> None:
+    """Set keys in the project's .specflow/config.toml, section by section (comments are not kept)."""
+    path = root / ".specflow" / "config.toml"
+    data = tomllib.loads(path.read_text())
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    path.write_text(tomli_w.dumps(data))
 
 
 def run_cli(*args: str, cwd: Path, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

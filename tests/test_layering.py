@@ -18,7 +18,7 @@ ALLOWED = {
     "agents": {"core"},
     "daemon": {"core", "repo", "agents"},
     "views": {"core", "repo", "daemon.statefile", "daemon.pidlock"},
-    "ops": {"core", "repo", "views", "daemon.pidlock"},
+    "ops": {"core", "repo", "views", "daemon.pidlock", "daemon.statefile"},
     "commands": {"core", "repo", "agents", "daemon", "views", "ops"},
 }
 SHARED = {"errors", "fsio", "cli", "__main__", "__init__"}  # specflowd/<name>.py

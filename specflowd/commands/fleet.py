@@ -19,7 +19,7 @@ def command(as_json: bool, watch: bool) -> None:
     from specflowd.errors import UserError
     from specflowd.repo.project import locate
     from specflowd.repo.settings import listed_projects
-    from specflowd.views.fleet import gather, line
+    from specflowd.views.fleet import HEADER, gather, line
 
     try:
         here = [locate().root]
@@ -36,7 +36,7 @@ def command(as_json: bool, watch: bool) -> None:
 
     def table() -> str:
         rows, problems = gather(projects, datetime.now(UTC))
-        out = [line(r) for r in rows] or ["no agent is running or waiting"]
+        out = [HEADER, *(line(r) for r in rows)] if rows else ["no agent is running or waiting"]
         return "\n".join(out + [f"warning: {p}" for p in missing + problems])
 
     if as_json:

@@ -16,14 +16,14 @@ def command(as_json: bool) -> None:
     from specflowd.core.overview import list_line, summary
     from specflowd.core.text import visible
     from specflowd.repo import project as projects
-    from specflowd.views.status import load
+    from specflowd.views.status import load, ordered
 
     project = projects.locate().require_initialized()
     now = datetime.now(UTC)
     found, notes = load(project, None)
     for note in notes:
         click.echo(visible(note), err=True)
-    states = sorted(found.values(), key=lambda s: s.created_at)
+    states = ordered(found)
     if as_json:
         click.echo(json.dumps([summary(s, now) for s in states], indent=2))
         return

@@ -20,14 +20,11 @@ def command(spec: str | None, limit: int, follow: bool, as_json: bool) -> None:
     from specflowd.repo import feed, git
     from specflowd.repo import project as projects
 
-    if spec is not None:
-        from specflowd.core.ids import check_spec_id
-
-        try:
-            check_spec_id(spec)
-        except ValueError as e:
-            raise UserError(str(e), exit_code=2) from None
     project = projects.locate()
+    if spec is not None:
+        from specflowd.views.client import existing_spec
+
+        existing_spec(project, spec)
     tip = git.read_ref(project.common_dir, project.branch_ref)
     if tip is None:
         raise UserError(f"no branch {project.branch} here: run `specflowd init` first")

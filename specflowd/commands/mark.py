@@ -12,7 +12,7 @@ import click
 from specflowd.daemon import pidlock
 from specflowd.errors import UserError
 from specflowd.repo.project import Project
-from specflowd.views.client import one_of, spec_hint, submit, wait_option
+from specflowd.views.client import DEFAULT_WAIT_S, one_of, spec_hint, submit, wait_option
 
 # The flag -> the status it marks.
 STATUSES = {"done": "done", "todo": "pending", "in_progress": "in_progress", "skipped": "skipped",
@@ -30,13 +30,16 @@ STATUSES = {"done": "done", "todo": "pending", "in_progress": "in_progress", "sk
               "or the only spec there is).")
 @click.option("--evidence", default=None, metavar="SHA", help="The code commit that did it.")
 @click.option("--now", is_flag=True, help="Commit the mark directly instead of asking the daemon.")
+@click.option("--no-wait", is_flag=True, help="Only queue the request: do not wait for the daemon's answer.")
 @wait_option
 def command(tasks: tuple[str, ...], done: bool, todo: bool, in_progress: bool, skipped: bool, reason: str | None,
-            spec: str | None, evidence: str | None, now: bool, wait: float | None, as_json: bool) -> None:
+            spec: str | None, evidence: str | None, now: bool, no_wait: bool, wait: float | None,
+            as_json: bool) -> None:
     """Mark TASK... (ids such as T012, 2.1, or #N for the N-th task).
 
-    Drops a mark request for the project's daemon; with no daemon running, refuses and suggests
-    --now, which commits the mark directly (a mark nobody answers would surprise the caller)."""
+    Asks the project's daemon and waits for its answer (exit 1 when it refuses; --no-wait only
+    queues); with no daemon running, refuses and suggests --now, which commits the mark directly
+    (a mark nobody answers would surprise the caller)."""
     if reason is not None and reason.startswith("--"):
         # `--blocked --spec S` would take "--spec" for the reason.
         raise click.UsageError(f"--blocked needs a reason, not the option {reason!r}: "
@@ -58,6 +61,9 @@ def command(tasks: tuple[str, ...], done: bool, todo: bool, in_progress: bool, s
                         "directly, or start one with `specflowd run`")
     payload = {"action": "mark", "tasks": list(tasks), "status": status, "reason": reason,
                "spec": spec or spec_hint(project), "evidence": evidence}
+    if no_wait and wait is not None:
+        raise click.UsageError("--wait and --no-wait cannot go together")
+    wait = None if no_wait else (wait or DEFAULT_WAIT_S)
     submit(project, {k: v for k, v in payload.items() if v is not None}, wait=wait, as_json=as_json,
            describe=lambda result: describe_outcome(result, project.branch, list(tasks), status))
 

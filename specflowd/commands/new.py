@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from specflowd.core import ids
-from specflowd.errors import UserError
 from specflowd.repo import project as projects
+from specflowd.views.client import checked_spec
 
 
 @click.command("new")
@@ -17,10 +16,7 @@ def command(spec_id: str, title: str | None, prompt: str | None) -> None:
     """Add specs/SPEC-ID/ (requirements.md, design.md, progress.md) on the design-docs branch."""
     from specflowd.ops.specs import create_spec
 
-    try:
-        ids.check_spec_id(spec_id)
-    except ValueError as e:
-        raise UserError(str(e), exit_code=2) from None
+    checked_spec(spec_id)
     project = projects.locate().require_initialized()
     commit = create_spec(project, spec_id, title=title, prompt=prompt)
     click.echo(f"Created specs/{spec_id}/ on {project.branch} ({commit[:10]}).")

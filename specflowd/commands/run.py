@@ -24,12 +24,18 @@ def command(paths: tuple[str, ...], log_level: str | None, observer: str) -> Non
 
     from specflowd.daemon.main import Daemon, configure_logging, projects_to_serve
     from specflowd.daemon.notify import Notifier
-    from specflowd.repo.settings import load_config, load_user_config, user_config_path
+    from specflowd.errors import EXIT_CONFIG, UserError
+    from specflowd.repo.settings import load_config
 
     notifier = Notifier.from_environ()  # first: even the git run to find the projects must not inherit it
-    projects = projects_to_serve(list(paths))
-    configured = (load_user_config().daemon.log_level if user_config_path().exists()
-                  else load_config(projects[0]).daemon.log_level)
+    try:
+        projects = projects_to_serve(list(paths))
+        # The project's setting over the user's, as for every other setting.
+        configured = load_config(projects[0]).daemon.log_level
+    except UserError as e:
+        # Nothing to serve, or settings that do not parse: no restart fixes that (see EXIT_CONFIG).
+        e.exit_code = EXIT_CONFIG
+        raise
     configure_logging(log_level or os.environ.get("SPECFLOWD_LOG_LEVEL") or configured)
     daemon = Daemon(projects, notifier, observer=observer)
     sys.exit(daemon.run())

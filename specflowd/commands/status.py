@@ -20,26 +20,31 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
     from specflowd.core.overview import details, summary
     from specflowd.core.text import visible
     from specflowd.repo import project as projects
-    from specflowd.views.status import load
+    from specflowd.views.status import load, ordered, titles
 
     project = projects.locate().require_initialized()
+    if orchestration is not None:
+        from specflowd.views.client import checked_orchestration
+
+        checked_orchestration(orchestration)
     states, notes = load(project, orchestration)
     for note in notes:
         click.echo(visible(note), err=True)
     if watch:
         from specflowd.views.live import watch as live
 
-        live(project, orchestration)
+        live(project, orchestration, screen=sys.stdout.isatty())
         return
     now = datetime.now(UTC)
-    chosen = [states[orchestration]] if orchestration else sorted(states.values(), key=lambda s: s.created_at)
+    chosen = [states[orchestration]] if orchestration else ordered(states)
+    names = titles(project, {s.spec for s in chosen})
     if as_json:
-        out = [dict(summary(s, now), state=s.model_dump(mode="json")) if orchestration else summary(s, now)
-               for s in chosen]
+        out = [dict(summary(s, now, names[s.spec]), state=s.model_dump(mode="json")) if orchestration
+               else summary(s, now, names[s.spec]) for s in chosen]
         click.echo(json.dumps(out[0] if orchestration else out, indent=2))
         return
     if not chosen:
         click.echo("no orchestrations yet: start one with `specflowd start SPEC-ID`")
         return
-    click.echo("\n\n".join(details(s, now) for s in chosen))
+    click.echo("\n\n".join(details(s, now, names[s.spec]) for s in chosen))
     sys.stdout.flush()

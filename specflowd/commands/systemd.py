@@ -15,16 +15,22 @@ def command() -> None:
 @command.command("install")
 @click.option("--user", "user", is_flag=True, default=True, help="Install user units (the default; no root).")
 @click.option("--project", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Print the lines for a per-project instance (specflowd@<path>.service).")
+              help="Also list this project in the user config, so that specflowd.service serves it.")
 @click.option("--dir", "target", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write the units here instead of ~/.config/systemd/user.")
 def install_command(user: bool, project: Path | None, target: Path | None) -> None:
     """Write specflowd.service, specflowd@.service and specflowd@.path with ExecStart pointing at
-    this specflowd; reload the user manager when it is reachable, else print what to run."""
+    this specflowd; reload the user manager when it is reachable, else print what to run. With
+    --project, list the project in the user config (made if need be), which specflowd.service serves."""
     from specflowd.ops import systemd as units
+    from specflowd.repo.project import locate
+    from specflowd.repo.settings import add_project, user_config_path
 
-    result = units.install(target or units.user_unit_dir(), units.specflowd_executable(),
-                           project.resolve() if project else None)
+    root = locate(project).require_initialized().root if project else None
+    result = units.install(target or units.user_unit_dir(), units.specflowd_executable())
+    if root is not None:
+        added = add_project(root)
+        click.echo(f"{'listed' if added else 'already listed'} {root} in {user_config_path()}")
     for path in result.written:
         click.echo(f"wrote {path}")
     if not result.written:

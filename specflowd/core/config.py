@@ -5,7 +5,7 @@ defaults, and turning TOML text into them and back. The files themselves are rea
 from __future__ import annotations
 
 import tomllib
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -57,6 +57,13 @@ class DaemonConfig(_Section):
     log_level: LogLevel = LogLevel.INFO
 
 
+class HealConfig(_Section):
+    """The healer's own settings: it fixes one failure, with a tighter leash than a worker."""
+
+    model: str = ""  # empty: [agent] model
+    max_turns: int = Field(15, ge=1)
+
+
 class PoolConfig(_Section):
     max_agents: int = Field(4, ge=1, le=256)
 
@@ -66,6 +73,7 @@ class Config(_Section):
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    heal: HealConfig = Field(default_factory=HealConfig)
     pool: PoolConfig = Field(default_factory=PoolConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
@@ -97,7 +105,31 @@ def parse_config(text: str, model: type[M], where: str) -> M:
         raise UserError(describe_validation_error(e, where)) from None
 
 
+def layered(user: UserConfig, project: Config) -> Config:
+    """A project's settings over the user's: every key the project's file sets wins, every other
+    key is the user config's, else the default. [design_docs] is the project's own (its hooks and
+    light commands read it from the project's file alone)."""
+    merged: dict[str, Any] = user.model_dump(exclude_unset=True, exclude={"projects", "design_docs"})
+    for section, values in project.model_dump(exclude_unset=True).items():
+        merged[section] = {**merged.get(section, {}), **values}
+    return Config.model_validate(merged)
+
+
+CONFIG_HEADER = """\
+# specflowd project settings: every key and its meaning in README, 'Configuration'.
+# A commented key is not set here: it comes from the user config ($XDG_CONFIG_HOME/specflowd/config.toml,
+# e.g. [agent] or [budget] for all your projects), else it is the default shown.
+"""
+
+
 def render_config(config: Config) -> str:
-    # tomli-w writes no comments; README's configuration reference explains every key.
-    header = "# specflowd project settings. Every key and its meaning: see README, 'Configuration'.\n\n"
-    return header + tomli_w.dumps(config.model_dump(mode="json"))
+    """The config file for `config`: a key whose value is not the default is set, every other key is
+    shown commented with its default, so that the user config's settings still apply to it."""
+    defaults = Config().model_dump(mode="json")
+    lines = [CONFIG_HEADER]
+    for section, values in config.model_dump(mode="json").items():
+        lines.append(f"\n[{section}]")
+        for key, value in values.items():
+            text = tomli_w.dumps({key: value}).rstrip("\n")
+            lines.append(text if value != defaults[section][key] else "\n".join(f"# {t}" for t in text.splitlines()))
+    return "\n".join(lines) + "\n"

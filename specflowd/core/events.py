@@ -57,6 +57,7 @@ class _Event(_Data):
 class Start(_Event):
     type: Literal["start"] = "start"
     plan: Plan  # the task list's plan at start; no tasks means the design phase writes them
+    task_status: dict[str, TaskStatus] = Field(default_factory=dict)  # every task's, finished ones too
     design_prompt: str = ""
 
 
@@ -94,6 +95,7 @@ class TasksMarked(_Event):
 class PlanReady(_Event):
     type: Literal["plan_ready"] = "plan_ready"
     plan: Plan
+    task_status: dict[str, TaskStatus] = Field(default_factory=dict)
 
 
 class VerifyFinished(_Event):
@@ -129,6 +131,7 @@ class Merge(_Event):
 class Recover(_Event):
     type: Literal["recover"] = "recover"
     choice: RecoverChoice
+    budget: dict[str, float] = Field(default_factory=dict)  # budget keys raised (or lowered) for a retry
 
 
 class RateLimitReset(_Event):

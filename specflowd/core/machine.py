@@ -84,7 +84,9 @@ BACKOFF_FIRST_S = 60
 BACKOFF_MAX_S = 3600
 
 S = Status
-_GOING_ON = frozenset({S.RUNNING, S.NEEDS_ATTENTION, S.WAITING_MERGE})  # where starting the next step may end
+# Where starting the next step may end: running it, needing a person, waiting for a merge, or (a
+# batch with nothing left completes at once) pausing after it with pause_between_batches.
+_GOING_ON = frozenset({S.RUNNING, S.NEEDS_ATTENTION, S.WAITING_MERGE, S.PAUSED})
 _SAME: dict[Status, frozenset[Status]] = {status: frozenset({status}) for status in Status}
 
 # status -> event -> the statuses the event may lead to. Agent reports (`agent_started`,
@@ -95,7 +97,7 @@ TRANSITIONS: dict[Status | None, dict[EventType, frozenset[Status]]] = {
     S.RUNNING: {
         "agent_started": _SAME[S.RUNNING],
         "agent_session": _SAME[S.RUNNING],
-        "agent_finished": _GOING_ON | {S.PAUSED},
+        "agent_finished": _GOING_ON,
         "tasks_marked": _SAME[S.RUNNING],
         "plan_ready": _GOING_ON,
         "verify_finished": _GOING_ON,
@@ -195,6 +197,11 @@ def step(state: OrchestrationState, event: Event) -> Transition:
 def live_runs(state: OrchestrationState) -> list[AgentRun]:
     """Runs started or queued and not yet finished."""
     return [r for r in state.runs if r.ended_at is None]
+
+
+def writes_documents(state: OrchestrationState) -> bool:
+    """A design or analyze agent is at work on the spec's documents in the design-docs worktree."""
+    return any(r.phase in (Phase.DESIGN, Phase.ANALYZE) for r in live_runs(state))
 
 
 def in_flight(state: OrchestrationState) -> bool:
@@ -316,8 +323,10 @@ class _Machine:
             s.awaiting = Awaiting.PLAN
             self.out.append(ReadPlan(spec=s.spec))
         elif work.kind == WorkKind.VERIFY:
+            if s.phase != Phase.VERIFY:  # after a merge that failed: the merged result is verified again
+                self.enter(Phase.VERIFY)
             self.start_verify()
-        elif s.config.orchestration.auto_merge or work.purpose == Purpose.REQUESTED:
+        elif s.config.orchestration.auto_merge or work.purpose == Purpose.REQUESTED or s.merge_requested:
             self.start_merge()
         else:
             self.set_status(Status.WAITING_MERGE)
@@ -325,6 +334,12 @@ class _Machine:
 
     def start_agent(self, work: Work) -> None:
         s = self.s
+        b = s.batches[work.batch - 1] if work.batch else None
+        if b is not None and work.purpose == Purpose.WORK and not remaining_tasks(s, b):
+            # Every task of the batch is finished already (marked by hand, or by a run before a
+            # retry): nothing for an agent to do.
+            self.complete(b)
+            return
         heal = work.purpose == Purpose.HEAL
         a = allowance(s, work.phase, work.batch, heal)
         if not a.covers:
@@ -334,7 +349,6 @@ class _Machine:
         run = AgentRun(n=len(s.runs) + 1, phase=work.phase, batch=work.batch, purpose=work.purpose,
                        resumed_from=work.resume_session, started_at=self.now, max_budget_usd=a.usd)
         s.runs.append(run)
-        b = s.batches[work.batch - 1] if work.batch else None
         task_ids: list[str] = []
         if b is not None:
             b.runs.append(run.n)
@@ -416,9 +430,10 @@ class _Machine:
 
     # ---- phases ----
 
-    def take_plan(self, plan: Plan) -> None:
+    def take_plan(self, plan: Plan, task_status: dict[str, TaskStatus]) -> None:
         s = self.s
         s.task_file = plan.file
+        s.task_status.update(task_status)
         s.batches = [BatchState(index=b.index, name=b.name, task_ids=list(b.task_ids)) for b in plan.batches]
         for b in plan.batches:
             todo = set(b.incomplete)
@@ -496,7 +511,7 @@ class _Machine:
             return None
         why = "skip_design" if s.config.orchestration.skip_design else f"the task list has {ev.plan.tasks_total} tasks"
         self.record(FeedEvent.SKIPPED, f"design skipped ({why})")
-        self.take_plan(ev.plan)
+        self.take_plan(ev.plan, ev.task_status)
         self.after_design(ev.plan)
         return None
 
@@ -509,7 +524,7 @@ class _Machine:
             self.attention(f"the task list {ev.plan.file} has no tasks: write them, then recover --retry",
                            Work(kind=WorkKind.PLAN, phase=s.phase))
             return None
-        self.take_plan(ev.plan)
+        self.take_plan(ev.plan, ev.task_status)
         if s.phase == Phase.DESIGN:
             self.after_design(ev.plan)
         elif ev.plan.nothing_left:
@@ -686,6 +701,7 @@ class _Machine:
         if s.awaiting != Awaiting.MERGE:
             return "no merge is running"
         s.awaiting = None
+        s.merge_requested = False
         retry = Work(kind=WorkKind.MERGE, phase=Phase.MERGE, purpose=Purpose.REQUESTED)
         if ev.outcome == MergeOutcome.MERGED:
             self.set_status(Status.COMPLETED)
@@ -694,7 +710,10 @@ class _Machine:
             self.record(FeedEvent.COMPLETED, "completed")
         elif ev.outcome == MergeOutcome.CONFLICT:
             files = ", ".join(ev.files[:10]) + (" …" if len(ev.files) > 10 else "")
-            self.attention(f"merge conflict in {len(ev.files)} file(s): {files}", retry)
+            # Resolved by a person on the work branch: that result is verified before it merges.
+            self.attention(f"merge conflict in {len(ev.files)} file(s): {files}; resolve it on specflow/{s.spec}, "
+                           "then recover --retry (verify runs again first)",
+                           Work(kind=WorkKind.VERIFY, phase=Phase.VERIFY, purpose=Purpose.REQUESTED))
         elif ev.outcome == MergeOutcome.DIRTY:
             self.attention("the base branch's worktree has uncommitted changes; specflowd never touches them: "
                            f"commit or stash them, then recover --retry ({ev.detail})", retry)
@@ -754,16 +773,20 @@ class _Machine:
 
     def on_recover(self, ev: Recover) -> str | None:
         s = self.s
+        how = ev.choice.value
+        if ev.budget and ev.choice != RecoverChoice.ABORT:
+            s.config.budget = s.config.budget.model_copy(update=ev.budget)
+            how += " with budget " + ", ".join(f"{k} ${v:.2f}" for k, v in sorted(ev.budget.items()))
         if ev.choice == RecoverChoice.ABORT:
             self.set_status(Status.FAILED)
             s.next_work = None
             self.record(FeedEvent.FAILED, f"aborted: {s.error or 'no reason given'}", self.current())
             return None
         if ev.choice == RecoverChoice.RETRY:
-            return self.retry()
-        return self.skip()
+            return self.retry(how)
+        return self.skip(how)
 
-    def retry(self) -> str | None:
+    def retry(self, how: str) -> str | None:
         s = self.s
         work = (s.next_work or self.fallback_work()).model_copy(update={"continues": False})
         if work.kind == WorkKind.AGENT and work.batch:
@@ -777,13 +800,14 @@ class _Machine:
                 return f"cannot retry: {describe_stop(s, a)}; skip or abort instead"
         if work.kind == WorkKind.VERIFY:
             s.verify_heal_attempts = 0
+        s.merge_requested = work.purpose == Purpose.REQUESTED  # a merge asked for waits for no one
         self.set_status(Status.RUNNING)
         s.error = None
-        self.record(FeedEvent.RECOVERED, "recovered: retry", self.current())
+        self.record(FeedEvent.RECOVERED, f"recovered: {how}", self.current())
         self.go(work)
         return None
 
-    def skip(self) -> str | None:
+    def skip(self, how: str) -> str | None:
         s = self.s
         if s.phase == Phase.MERGE:
             return "cannot skip the merge: fix the cause and retry, or abort"
@@ -791,7 +815,7 @@ class _Machine:
         s.error = None
         s.next_work = None
         b = self.current()
-        self.record(FeedEvent.RECOVERED, "recovered: skip", b)
+        self.record(FeedEvent.RECOVERED, f"recovered: {how}", b)
         if s.phase == Phase.IMPLEMENT:
             if b is not None:
                 b.status = BatchStatus.SKIPPED

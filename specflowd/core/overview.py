@@ -1,21 +1,51 @@
-"""What a person or a script is shown of orchestrations: summaries derived from state. Pure."""
+"""What a person or a script is shown of orchestrations: summaries derived from state, the task
+list's titles when the caller has them, and what to run next. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from specflowd.core.machine import batch_label, remaining_tasks
 from specflowd.core.state import OrchestrationState
-from specflowd.core.text import visible
-from specflowd.core.vocab import FINISHED, TERMINAL, BatchStatus, Status
+from specflowd.core.text import one_line, visible
+from specflowd.core.vocab import FINISHED, TERMINAL, BatchStatus, PauseReason, Status, TaskStatus
+
+AROUND = 2  # tasks shown before and after the one an agent is on
 
 
-def summary(state: OrchestrationState, now: datetime) -> dict[str, Any]:
-    """The facts `status` and `list` show, derived from the state alone."""
+def window(task_ids: list[str], current: str | None, titles: Mapping[str, str],
+           statuses: Mapping[str, TaskStatus]) -> list[dict[str, Any]]:
+    """The task an agent is on with the two before and the two after it in its batch, each with its
+    title and status (Helix's fleet card)."""
+    at = task_ids.index(current) if current in task_ids else 0
+    shown = task_ids[max(0, at - AROUND):at + AROUND + 1] if current else []
+    return [{"task": t, "title": titles.get(t, ""), "status": statuses.get(t, TaskStatus.PENDING).value,
+             "current": t == current} for t in shown]
+
+
+def next_step(state: OrchestrationState) -> str | None:
+    """The command that moves the orchestration on, when it waits for a person."""
+    match state.status:
+        case Status.NEEDS_ATTENTION:
+            return (f"specflowd recover {state.id} --retry   (or --skip, or --abort; "
+                    f"--retry --budget-total N when a budget stopped it)")
+        case Status.WAITING_MERGE:
+            return f"specflowd merge {state.id}"
+        case Status.PAUSED if state.pause_reason != PauseReason.RATE_LIMIT:
+            return f"specflowd resume {state.id}"
+        case _:
+            return None
+
+
+def summary(state: OrchestrationState, now: datetime, titles: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The facts `status` and `list` show, derived from the state (and the task list's titles)."""
     done = sum(1 for s in state.task_status.values() if s in FINISHED)
     batch = next((b for b in state.batches if b.index == state.current_batch), None)
-    remaining = remaining_tasks(state, batch) if batch else []
+    # Only a running orchestration is "on" a task: paused or stopped, it is on none.
+    remaining = remaining_tasks(state, batch) if batch and state.status == Status.RUNNING else []
+    current = remaining[0] if remaining else None
     end = state.updated_at if state.status in TERMINAL else now
     begun = state.started_at or state.created_at
     live = [r for r in state.runs if r.ended_at is None and r.pid]
@@ -29,13 +59,17 @@ def summary(state: OrchestrationState, now: datetime) -> dict[str, Any]:
         "batches_total": len(state.batches),
         "tasks_done": done,
         "tasks_total": len(state.task_status),
-        "current_task": remaining[0] if remaining else None,
+        "current_task": current,
+        "current_title": (titles or {}).get(current, "") if current else None,
+        "around": window(batch.task_ids, current, titles or {}, state.task_status) if batch and current else [],
+        "next": next_step(state),
         "elapsed_s": max(0.0, (end - begun).total_seconds()),
         "cost_usd": round(state.total_cost_usd, 4),
         "budget_total_usd": state.config.budget.total,
         "waiting_until": state.waiting_until.isoformat() if state.waiting_until else None,
         "agents_running": [{"run": r.n, "pid": r.pid, "purpose": r.purpose, "batch": r.batch} for r in live],
         "error": state.error,
+        "verify_output": state.verify_output,
         "last_decisions": [{"at": d.at.isoformat(), "decision": d.decision, "reason": d.reason}
                            for d in state.decisions[-5:]],
     }
@@ -51,32 +85,52 @@ def duration(seconds: float) -> str:
 # Everything below is shown on a terminal: text from task lists, agents and commits goes through
 # `visible`, so that no escape sequence in it reaches the terminal as one.
 
+LIST_BATCH = 30  # the batch column of `list`: a longer name is cut (a name, never an id)
+
+
+def cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def list_line(s: dict[str, Any]) -> str:
-    batch = f"batch {visible(s['batch'])}" if s["batch"] else f"{s['batches_done']}/{s['batches_total']} batches"
-    return (f"{s['orchestration']}  {s['spec']:<24} {s['status']:<15} {s['phase']:<9} {batch:<28} "
+    batch = f"batch {s['batch']}" if s["batch"] else f"{s['batches_done']}/{s['batches_total']} batches"
+    return (f"{s['orchestration']}  {s['spec']:<24} {s['status']:<15} {s['phase']:<9} "
+            f"{cut(visible(batch), LIST_BATCH):<{LIST_BATCH}} "
             f"{s['tasks_done']}/{s['tasks_total']} tasks  ${s['cost_usd']:.2f}  {duration(s['elapsed_s'])}")
 
 
-def details(state: OrchestrationState, now: datetime) -> str:
-    s = summary(state, now)
+def details(state: OrchestrationState, now: datetime, titles: Mapping[str, str] | None = None) -> str:
+    s = summary(state, now, titles)
+    on = ""
+    if s["current_task"]:
+        on = f", now on {visible(s['current_task'])}" + (f" {visible(s['current_title'])}" if s["current_title"] else "")
     lines = [
         f"orchestration {state.id}  spec {state.spec}",
         f"status {s['status']}, phase {s['phase']}" + (f", batch {visible(s['batch'])}" if s["batch"] else ""),
-        f"tasks {s['tasks_done']}/{s['tasks_total']} done"
-        + (f", now on {visible(s['current_task'])}" if s["current_task"] else ""),
+        f"tasks {s['tasks_done']}/{s['tasks_total']} done{on}",
         f"elapsed {duration(s['elapsed_s'])}, cost ${s['cost_usd']:.2f} of ${s['budget_total_usd']:.2f}",
     ]
     if state.waiting_until:
         lines.append(f"waiting for a usage limit until {state.waiting_until.isoformat()}")
     if state.error and state.status in (Status.NEEDS_ATTENTION, Status.FAILED):
-        lines.append(f"why: {visible(state.error)}")
+        lines.append(f"why: {visible(one_line(state.error, 2000))}")
+    if s["verify_output"] and state.status == Status.NEEDS_ATTENTION:
+        lines.append("verify's last output:")
+        lines += [f"  | {visible(line)}" for line in s["verify_output"].splitlines()[-15:]]
+    if s["next"]:
+        lines.append(f"next: {s['next']}")
+    if s["around"]:
+        lines.append("")
+        for t in s["around"]:
+            mark = ">" if t["current"] else " "
+            lines.append(f" {mark} {visible(t['task']):<8} {t['status']:<11} {visible(t['title'])}")
     if state.batches:
         lines.append("")
         lines.append("  #  batch                          status      tasks    heals  cost")
         for b in state.batches:
             done = sum(1 for t in b.task_ids if state.task_status.get(t) in FINISHED)
-            lines.append(f"{b.index:>3}  {visible(b.name)[:30]:<30} {b.status.value:<11} {done:>3}/{len(b.task_ids):<4} "
-                         f"{b.heal_attempts:>5}  ${b.cost_usd:.2f}")
+            lines.append(f"{b.index:>3}  {cut(visible(b.name), 30):<30} {b.status.value:<11} "
+                         f"{done:>3}/{len(b.task_ids):<4} {b.heal_attempts:>5}  ${b.cost_usd:.2f}")
     if state.decisions:
         lines.append("")
         lines.append("last decisions:")
@@ -86,4 +140,5 @@ def details(state: OrchestrationState, now: datetime) -> str:
 
 
 def decision(what: str, why: str) -> str:
-    return visible(what if why in what.replace(" ", "-") or not why else f"{what} ({why})")
+    """A line of the decision log, on one line whatever it holds."""
+    return visible(one_line(what if why in what.replace(" ", "-") or not why else f"{what} ({why})", 300))

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from specflowd.core import ids
-from specflowd.core.config import OrchestrationConfig
+from specflowd.core.config import BudgetConfig, OrchestrationConfig
 from specflowd.core.state import OrchestrationState
 from specflowd.core.vocab import ErrorCode, RecoverChoice, RequestAction, TaskStatus
 
@@ -43,8 +43,9 @@ class _Request(BaseModel):
 class StartRequest(_Request):
     action: Literal[RequestAction.START]
     spec: SpecId
-    # Only the keys given override the project's [orchestration]: see `model_fields_set`.
+    # Only the keys given override the project's [orchestration] and [budget]: `model_fields_set`.
     config: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
 
 class OrchestrationRequest(_Request):
@@ -56,6 +57,7 @@ class RecoverRequest(_Request):
     action: Literal[RequestAction.RECOVER]
     orchestration: OrchestrationId
     choice: RecoverChoice
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)  # budgets raised for what comes next
 
 
 class MarkRequest(_Request):

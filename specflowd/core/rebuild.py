@@ -69,9 +69,14 @@ def _time(e: dict[str, Any]) -> datetime:
 def _apply(s: OrchestrationState, e: dict[str, Any]) -> None:
     event = e.get("event")
     s.updated_at = _time(e)
-    if e.get("cost_usd") is not None:
-        s.total_cost_usd = max(s.total_cost_usd, float(e["cost_usd"]))
     b = _batch(s, e.get("batch"))
+    if e.get("cost_usd") is not None and float(e["cost_usd"]) > s.total_cost_usd:
+        # Cost-USD is the running total: what it grew by since the last event was spent on the
+        # batch this event names (the runs that ended in between were that batch's).
+        spent = float(e["cost_usd"]) - s.total_cost_usd
+        s.total_cost_usd = float(e["cost_usd"])
+        if b is not None:
+            b.cost_usd += spent
     for t in e.get("tasks") or ():
         if t["status"] not in TaskStatus.__members__.values():
             continue  # a trailer written by hand, or by a later version: not a status we know

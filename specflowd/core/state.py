@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from specflowd.core.config import AgentConfig, BudgetConfig, OrchestrationConfig
+from specflowd.core.config import AgentConfig, BudgetConfig, HealConfig, OrchestrationConfig
 from specflowd.core.vocab import (
     ACTIVE,
     Awaiting,
@@ -93,6 +93,7 @@ class RunConfig(Model):
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    heal: HealConfig = Field(default_factory=HealConfig)
 
 
 class OrchestrationState(Model):
@@ -122,6 +123,7 @@ class OrchestrationState(Model):
     next_work: Work | None = None
     verify_heal_attempts: int = 0
     verify_output: str | None = None  # tail of the last failed verify
+    merge_requested: bool = False  # someone asked for the merge (or a retry of it): no waiting_merge
     rate_limit_hits: int = 0  # usage limits in a row, for the back-off when no reset time is given
 
     @property

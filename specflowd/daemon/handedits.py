@@ -41,6 +41,11 @@ class HandEdits:
         if first:
             self.later(SETTLE_S, Settled(self.root, spec))
 
+    def postpone(self, spec: str) -> None:
+        """Look again once another quiet time has passed (someone else is writing there now)."""
+        self._quiet_at[spec] = time.monotonic() + SETTLE_S
+        self.later(SETTLE_S, Settled(self.root, spec))
+
     def settled(self, spec: str) -> str | None:
         """Commit the spec's edit if it has settled; the commit made, if any."""
         quiet_at = self._quiet_at.get(spec)

@@ -17,7 +17,7 @@ from typing import Any
 from specflowd import fsio
 from specflowd.agents.pool import Pool
 from specflowd.agents.supervisor import Supervisor
-from specflowd.core import protocol
+from specflowd.core import machine, protocol
 from specflowd.core.protocol import ErrorBody, Request, request_digest
 from specflowd.core.text import quoted, visible
 from specflowd.core.vocab import ErrorCode
@@ -39,10 +39,10 @@ from specflowd.daemon.watch import (
     TaskListTouched,
     make_observer,
 )
-from specflowd.errors import UserError
+from specflowd.errors import EXIT_CONFIG, UserError
 from specflowd.repo.designdocs import DesignDocs
 from specflowd.repo.project import Project, locate
-from specflowd.repo.settings import listed_projects, load_config
+from specflowd.repo.settings import listed_projects, load_config, load_user_config, user_config_path
 
 # Errors that are the disk's, not the request's: the request waits for space.
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -94,8 +94,10 @@ class Daemon:
             self._release()
             raise
         self.observer = make_observer(observer, self.post)
-        # One pool for the whole daemon: the first project's setting.
-        self.pool = Pool(next(iter(self.sites.values())).config.pool.max_agents)
+        # One pool for the whole daemon: the user config's [pool], else the first project's.
+        user = load_user_config()
+        first = next(iter(self.sites.values())).config
+        self.pool = Pool(user.pool.max_agents if "pool" in user.model_fields_set else first.pool.max_agents)
         self.supervisor = Supervisor(self.post, pool=self.pool)
         self.runner = Runner(self.loop, self.supervisor, self.sites)
         self.loop.on(BranchMoved, lambda e: self.branch_moved(self.sites[e.root]))
@@ -123,7 +125,11 @@ class Daemon:
         try:
             for site in self.sites.values():
                 self.runner.restarted(site)  # adopt or resume what the last daemon left
-            self.scan()  # what arrived while no daemon ran
+            # What arrived while no daemon ran goes through the loop like any arrival: a backlog of
+            # thousands is answered after READY, not before it (systemd's start timeout), in order.
+            for root, site in self.sites.items():
+                for name in site.inbox.waiting():
+                    self.post(InboxTouched(root, name))
             for site in self.sites.values():  # and what was edited by hand meanwhile
                 self._look_at_task_lists(site)
             self.notifier.send("READY=1")
@@ -159,6 +165,11 @@ class Daemon:
 
     def _settled(self, e: Settled) -> None:
         site = self.sites[e.root]
+        if any(s.spec == e.spec and machine.writes_documents(s) for s in site.active()):
+            # A design or analyze agent is writing this spec's documents and commits them itself:
+            # committing its half-written files under it would take its index lock from it.
+            site.hand.postpone(e.spec)
+            return
         if site.hand.settled(e.spec):
             self.runner.marked(site, e.spec)
 
@@ -296,8 +307,10 @@ def projects_to_serve(paths: list[str]) -> list[Project]:
     found = {project.root: project for project in (locate(path).require_initialized()
                                                      for path in listed_projects(*named))}
     if not found:
-        raise UserError("no project to serve: run `specflowd run` inside a repository set up with "
-                        "`specflowd init`, pass --project PATH, or list projects in the user config")
+        raise UserError(f"no project to serve: run `specflowd run` inside a repository set up with `specflowd "
+                        f"init`, pass --project PATH, or list projects in {user_config_path()} (looked there: "
+                        f"{'it lists none' if user_config_path().exists() else 'there is no such file'}; "
+                        "`specflowd systemd install --project PATH` adds one)", exit_code=EXIT_CONFIG)
     return list(found.values())
 
 

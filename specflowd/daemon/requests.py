@@ -10,6 +10,7 @@ from typing import Any, assert_never
 
 from specflowd.core import orchestrations
 from specflowd.core.events import Cancel, Event, Merge, Pause, Recover, Resume
+from specflowd.core.machine import batch_label
 from specflowd.core.protocol import MarkRequest, OrchestrationRequest, RecoverRequest, Request, StartRequest
 from specflowd.core.state import OrchestrationState
 from specflowd.core.tasklist import Mark
@@ -41,7 +42,7 @@ def execute(site: Site, request: Request, rid: str, runner: Runner) -> dict[str,
 def machine_event(request: OrchestrationRequest | RecoverRequest, now: datetime) -> Event:
     """The orchestration machine's event for a request about an orchestration."""
     if isinstance(request, RecoverRequest):
-        return Recover(now=now, choice=request.choice)
+        return Recover(now=now, choice=request.choice, budget=orchestrations.given(request.budget))
     match request.action:
         case RequestAction.PAUSE:
             return Pause(now=now)
@@ -59,7 +60,7 @@ def _start(site: Site, request: StartRequest, rid: str, runner: Runner) -> dict[
     site.docs.snapshot().task_file(request.spec)  # UserError(unknown_spec) when there is no such spec
     state = orchestrations.start(
         site.states.values(), new_id=_new_id(site.states), spec=request.spec, project=str(site.project.root),
-        config=site.config, overrides=request.config, request_id=rid, now=datetime.now(UTC))
+        config=site.config, overrides=request.config, budget=request.budget, request_id=rid, now=datetime.now(UTC))
     if state.id not in site.states:
         state = runner.start(site, state)
     return _summary(state)
@@ -81,10 +82,12 @@ def _mark(site: Site, request: MarkRequest, runner: Runner) -> dict[str, Any]:
     active = site.active()
     hint = active[0].spec if len(active) == 1 else None
     spec = resolve_spec(site.docs, request.spec, hint)
-    orchestration = next((s.id for s in active if s.spec == spec), None)
+    running = next((s for s in active if s.spec == spec), None)
     marks = [Mark(t, request.status, request.reason) for t in request.task_ids]
-    outcome = mark(site.docs, spec, marks, orchestration=orchestration, evidence=request.evidence,
-                   source=MarkSource.REQUEST)
+    # A mark made during an orchestration names it, and the batch its task belongs to (SPEC §4).
+    batch = next((b for b in running.batches if request.task_ids[0] in b.task_ids), None) if running else None
+    outcome = mark(site.docs, spec, marks, orchestration=running.id if running else None, evidence=request.evidence,
+                   batch=batch_label(running, batch) if running and batch else None, source=MarkSource.REQUEST)
     if outcome.commit is not None:
         runner.marked(site, spec)
     return outcome.as_dict()

@@ -50,8 +50,9 @@ from specflowd.core.plan import Plan, make_plan
 from specflowd.core.prompts import render
 from specflowd.core.state import AgentRun, OrchestrationState
 from specflowd.core.tasklist import TaskListError
+from specflowd.core.text import visible
 from specflowd.core.trailers import event_message
-from specflowd.core.vocab import ErrorCode, ErrorType, FeedEvent, MergeOutcome, TaskStatus
+from specflowd.core.vocab import ErrorCode, ErrorType, FeedEvent, MergeOutcome, Purpose, TaskStatus
 from specflowd.daemon.loop import Loop
 from specflowd.daemon.site import Site
 from specflowd.daemon.verify import Verifier
@@ -112,7 +113,8 @@ class Runner:
         plan = self.plan(site, state)
         worktrees.ensure(site.project, state.spec, state.config.orchestration.base_branch)
         prompt = _design_prompt(site, state.spec) if not plan.tasks_total else ""
-        return self._step(site, state, Start(now=datetime.now(UTC), plan=plan, design_prompt=prompt), strict=True)
+        return self._step(site, state, Start(now=datetime.now(UTC), plan=plan, design_prompt=prompt,
+                                             task_status=self.statuses(site, state)), strict=True)
 
     def request(self, site: Site, state: OrchestrationState, event: Event) -> OrchestrationState:
         """A person's request, as the machine's event: refused with `conflict` when it does not apply."""
@@ -200,6 +202,7 @@ class Runner:
             case CommitEvent():
                 message = event_message(action.subject, action.event, action.trailers)
                 site.docs.commit(lambda snap: ([], message), allow_empty=True)
+                log.info("%s", visible(action.subject))  # the journal tells what the feed tells
             case RunAgent():
                 self._run_agent(site, state, action)
             case StopAgent():
@@ -217,7 +220,8 @@ class Runner:
             case MergeBranch():
                 self._merge(site, state, action)
             case ReadPlan():
-                self._post(site, state, PlanReady(now=datetime.now(UTC), plan=self.plan(site, state)))
+                self._post(site, state, PlanReady(now=datetime.now(UTC), plan=self.plan(site, state),
+                                                  task_status=self.statuses(site, state)))
             case ScheduleWake():
                 delay = max(0.0, (action.at - datetime.now(action.at.tzinfo)).total_seconds())
                 self.loop.later(delay, WakeUp(root, state.id))
@@ -238,10 +242,12 @@ class Runner:
                       template(project, "prompts", f"{action.prompt.template}.md"), docs_worktree=str(site.docs.worktree))
         env = specflow_env(project=project.root, spec=state.spec, orchestration=state.id, tasks=action.task_ids,
                            inbox=project.requests)
+        heal = action.purpose == Purpose.HEAL
         request = AgentRequest(
-            kind=cfg.kind, command=cfg.command, prompt=text, cwd=cwd, model=cfg.model or None,
+            kind=cfg.kind, command=cfg.command, prompt=text, cwd=cwd,
+            model=(state.config.heal.model if heal and state.config.heal.model else cfg.model) or None,
             fallback_model=cfg.fallback_model or None, allowed_tools=cfg.allowed_tools,
-            disallowed_tools=cfg.disallowed_tools, max_turns=cfg.max_turns,
+            disallowed_tools=cfg.disallowed_tools, max_turns=state.config.heal.max_turns if heal else cfg.max_turns,
             max_budget_usd=action.max_budget_usd if action.max_budget_usd > 0 else None,
             timeout_s=cfg.timeout_s, resume_session_id=action.resume_session, fork_session=action.fork, env=env)
         self.supervisor.start(_run_id(state.id, action.n), request,

@@ -20,6 +20,14 @@ def save(project: Project, state: OrchestrationState) -> None:
     fsio.atomic_write(project.state_file(state.id), state.model_dump_json(indent=2).encode() + b"\n")
 
 
+def read_one(project: Project, orchestration: str) -> OrchestrationState | None:
+    """One orchestration's state, None when its file is missing or does not parse (yet)."""
+    try:
+        return OrchestrationState.model_validate_json(fsio.read_regular(project.state_file(orchestration)) or b"")
+    except (OSError, ValueError):
+        return None
+
+
 def read_all(project: Project) -> tuple[dict[str, OrchestrationState], dict[Path, str]]:
     """Every orchestration's state, read only; files that do not parse (truncated, corrupt, another
     schema, named for another id) come back apart, with what is wrong with them."""

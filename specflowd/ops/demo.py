@@ -11,18 +11,34 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from specflowd import fsio
 from specflowd.core.config import Config, render_config
 from specflowd.core.vocab import AgentKind
+from specflowd.daemon.statefile import read_one
 from specflowd.ops.init import initialize
-from specflowd.repo import feed, git
-from specflowd.repo.follow import follow
-from specflowd.repo.project import Project, locate
+from specflowd.repo import git
+from specflowd.repo.project import locate
+from specflowd.views.progress import follow_orchestration
 
-SPEC = "hello-specflow"
-TASKS = """# Tasks: Hello specflow
+
+@dataclass(frozen=True)
+class Scenario:
+    """An example `specflowd demo NAME` runs: a spec, its task list, and the task that fails once."""
+
+    name: str
+    about: str
+    spec: str
+    tasks: str
+    ids: tuple[str, ...]  # the tasks the demo agent does, each leaving specflow-demo/<id>.md
+    fail_once: str | None
+
+
+HELLO = Scenario(
+    "hello", "12 spec-kit tasks in 3 sections; one fails once and a healer finishes its batch",
+    "hello-specflow", """# Tasks: Hello specflow
 
 ## Setup
 - [ ] T001 [P] Create the greeting module
@@ -41,33 +57,49 @@ TASKS = """# Tasks: Hello specflow
 - [ ] T010 [P] Add a changelog entry
 - [ ] T011 Review naming across modules
 - [ ] T012 Final check of the demo output
-"""
+""", tuple(f"T{i:03d}" for i in range(1, 13)), "T006")
+KIRO = Scenario(
+    "kiro", "a Kiro-style plan: dotted ids, nested tasks whose parents close with their children",
+    "kiro-plan", """# Implementation Plan
+
+## Foundations
+- [ ] 1. Set up the project structure
+  - [ ] 1.1 Create the package folders
+  - [ ] 1.2 Add the configuration loader
+
+## Features
+- [ ] 2. Implement the greeting service
+  - [ ] 2.1 Write the greeting function
+  - [ ] 2.2 Write its tests
+- [ ] 3. Document the service
+""", ("1", "1.1", "1.2", "2", "2.1", "2.2", "3"), None)
+SCENARIOS = {s.name: s for s in (HELLO, KIRO)}
+DEMO_NAME, DEMO_EMAIL = "specflowd demo", "demo@specflowd.invalid"
 # The project's own test: every task left its file. verify_command runs it with unittest.
 VERIFY_TEST = '''import pathlib
 import unittest
 
+EXPECTED = @IDS@
+
 
 class DemoWork(unittest.TestCase):
     def test_every_task_left_its_file(self):
-        done = sorted(p.stem for p in pathlib.Path("specflow-demo").glob("T*.md"))
-        self.assertEqual(done, [f"T{i:03d}" for i in range(1, 13)])
+        done = sorted(p.stem for p in pathlib.Path("specflow-demo").glob("*.md"))
+        self.assertEqual(done, sorted(EXPECTED))
 
 
 if __name__ == "__main__":
     unittest.main()
 '''
-DEMO_NAME, DEMO_EMAIL = "specflowd demo", "demo@specflowd.invalid"
-FAIL_ONCE = "T006"  # the demo agent fails on this task once; a healer run finishes the batch
-TERMINAL = {"completed", "failed", "cancelled", "needs_attention"}
 
 
-def build(folder: Path) -> Path:
-    """A repository with one commit, set up for specflowd, with the demo spec committed."""
+def build(folder: Path, scenario: Scenario = HELLO) -> Path:
+    """A repository with one commit, set up for specflowd, with the scenario's spec committed."""
     project = folder / "project"
     project.mkdir(parents=True)
     git.init_repository(project, "main")
     (project / "README.md").write_text("# A throw-away project for `specflowd demo`\n")
-    (project / "test_demo_work.py").write_text(VERIFY_TEST)
+    (project / "test_demo_work.py").write_text(VERIFY_TEST.replace("@IDS@", repr(list(scenario.ids))))
     git.commit_everything(project, "initial commit", name=DEMO_NAME, email=DEMO_EMAIL)
     proj = locate(project)
     config = Config()
@@ -79,13 +111,13 @@ def build(folder: Path) -> Path:
     fsio.make_private_dirs(proj.specflow_dir)
     fsio.atomic_write(proj.config_path, render_config(config).encode())
     initialize(locate(project))
-    spec_dir = proj.design_docs / "specs" / SPEC
+    spec_dir = proj.design_docs / "specs" / scenario.spec
     spec_dir.mkdir(parents=True)
-    (spec_dir / "requirements.md").write_text("# Requirements: Hello specflow\n\nGreet, then say goodbye.\n")
-    (spec_dir / "design.md").write_text("# Design: Hello specflow\n\nOne small module per task.\n")
-    (spec_dir / "progress.md").write_text(TASKS)
-    git.commit_everything(proj.design_docs, f"spec {SPEC}: requirements, design and 12 tasks", name=DEMO_NAME,
-                          email=DEMO_EMAIL)
+    (spec_dir / "requirements.md").write_text(f"# Requirements: {scenario.spec}\n\n{scenario.about}.\n")
+    (spec_dir / "design.md").write_text(f"# Design: {scenario.spec}\n\nOne small file per task.\n")
+    (spec_dir / "progress.md").write_text(scenario.tasks)
+    git.commit_everything(proj.design_docs, f"spec {scenario.spec}: requirements, design and "
+                          f"{len(scenario.ids)} tasks", name=DEMO_NAME, email=DEMO_EMAIL)
     return project
 
 
@@ -99,14 +131,14 @@ def shim(folder: Path) -> Path:
     return bin_dir
 
 
-def run(folder: Path, say: Callable[[str], None], timeout_s: float = 120.0) -> int:
+def run(folder: Path, say: Callable[[str], None], scenario: Scenario = HELLO, timeout_s: float = 300.0) -> int:
     """Build the project, run a daemon, start the orchestration, narrate the feed until it ends."""
     started = time.monotonic()
-    project = build(folder)
+    project = build(folder, scenario)
     proj = locate(project)
     say(f"project: {project}")
     env = dict(os.environ, PATH=f"{shim(folder)}{os.pathsep}{os.environ.get('PATH', '')}",
-               SPECFLOWD_DEMO_FAIL_ONCE=FAIL_ONCE, GIT_AUTHOR_NAME=DEMO_NAME,
+               SPECFLOWD_DEMO_FAIL_ONCE=scenario.fail_once or "", GIT_AUTHOR_NAME=DEMO_NAME,
                GIT_AUTHOR_EMAIL=DEMO_EMAIL, GIT_COMMITTER_NAME=DEMO_NAME, GIT_COMMITTER_EMAIL=DEMO_EMAIL)
     for var in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         env.pop(var, None)
@@ -114,21 +146,23 @@ def run(folder: Path, say: Callable[[str], None], timeout_s: float = 120.0) -> i
     daemon = subprocess.Popen([sys.executable, "-m", "specflowd", "run", "--project", str(project)], cwd=project,
                               env=env, stdout=log, stderr=log, preexec_fn=_die_with_parent)
     try:
-        answer = subprocess.run([sys.executable, "-m", "specflowd", "start", SPEC, "--wait", "30", "--json"],
-                                cwd=project, env=env, capture_output=True, text=True)
+        before = git.read_ref(proj.common_dir, proj.branch_ref)
+        answer = subprocess.run([sys.executable, "-m", "specflowd", "start", scenario.spec, "--wait", "30",
+                                 "--json"], cwd=project, env=env, capture_output=True, text=True)
         if answer.returncode != 0:
             say(f"start failed: {answer.stderr.strip() or answer.stdout.strip()}")
             return 1
         oid = json.loads(answer.stdout)["result"]["orchestration"]
         say(f"orchestration {oid} started; the feed (git log of {proj.branch}):")
-        shown = _narrate(proj, oid, say, started + timeout_s)
-        state = json.loads((proj.workflows / f"orchestration-{oid}.json").read_text())
+        _, shown = follow_orchestration(proj, oid, say, timeout_s, since=before)
+        state = read_one(proj, oid)
+        status = state.status.value if state else "unknown"
         say("")
-        say(f"{shown} feed entries; status {state['status']}, ${state['total_cost_usd']:.4f} spent, "
+        say(f"{shown} feed entries; status {status}, ${state.total_cost_usd if state else 0:.4f} spent, "
             f"{time.monotonic() - started:.1f} s")
         say(f"merged into main: {git.log(project, 'main', '%h %s', limit=1).strip()}")
         say(f"look around: cd {project} && git log --oneline --graph --all")
-        return 0 if state["status"] == "completed" else 1
+        return 0 if status == "completed" else 1
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -144,24 +178,3 @@ def _die_with_parent() -> None:
     demo leaves no daemon behind."""
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def _narrate(proj: Project, oid: str, say: Callable[[str], None], deadline: float) -> int:
-    """Print feed entries as the branch moves (inotify on the ref, no polling) until the
-    orchestration's state says it ended."""
-    state_file = proj.workflows / f"orchestration-{oid}.json"
-    shown = 0
-    for entry in feed.read(proj, spec=SPEC, limit=50):
-        say(f"  {entry['time'][11:19]}  {entry['subject']}")
-        shown += 1
-    for entries in follow(proj, None, git.read_ref(proj.common_dir, proj.branch_ref), idle_s=0.5):
-        for entry in entries:
-            say(f"  {entry['time'][11:19]}  {entry['subject']}")
-            shown += 1
-        try:
-            status = json.loads(state_file.read_text())["status"]
-        except (OSError, ValueError):
-            status = "running"
-        if status in TERMINAL or time.monotonic() > deadline:
-            return shown
-    return shown

@@ -35,7 +35,7 @@ def run_checks(start: Path) -> list[Check]:
         project = locate(start)
     except UserError as e:
         return [*checks, Check("project", FAIL, e.message, "cd into your project's repository")]
-    for fn in (check_initialized, check_branch, check_worktree, check_repairs, check_excluded, check_hooks,
+    for fn in (check_initialized, check_base_branch, check_branch, check_worktree, check_repairs, check_excluded, check_hooks,
                check_agent, check_inotify, check_systemd, check_daemon):
         try:
             checks.append(fn(project))
@@ -59,6 +59,15 @@ def check_initialized(project: Project) -> Check:
         load_config(project)  # validates: a broken file raises a UserError naming it
         return Check("initialized", OK, f"{project.config_path}")
     return Check("initialized", FAIL, f"{project.root} is not set up for specflowd", "run `specflowd init`")
+
+
+def check_base_branch(project: Project) -> Check:
+    base = load_config(project).orchestration.base_branch
+    if git.read_ref(project.common_dir, f"refs/heads/{base}") is not None:
+        return Check("base", OK, f"work merges into {base}")
+    have = ", ".join(b for b in git.branches(project.root) if b != project.branch and not b.startswith("specflow/"))
+    return Check("base", FAIL, f"base branch {base!r} does not exist (branches: {have or 'none'})",
+                 f"set [orchestration] base_branch in {project.config_path} to the branch work merges into")
 
 
 def check_branch(project: Project) -> Check:

@@ -14,7 +14,7 @@ from specflowd.core.tasklist import parse
 from specflowd.core.trailers import commit_tasks
 from specflowd.errors import UserError
 from specflowd.repo import git
-from specflowd.repo.designdocs import TASK_FILES
+from specflowd.repo.designdocs import TASK_FILES, DesignDocs
 from specflowd.repo.project import locate
 from specflowd.views.client import drop, spec_hint
 
@@ -125,9 +125,15 @@ def deliver_trailers(cwd: Path) -> None:
     spec, tasks = commit_tasks(git.commit_message(cwd, sha))
     if not tasks:
         return
-    payload: dict[str, object] = {"id": f"commit-{sha[:16]}", "action": "mark", "tasks": tasks, "status": "done",
-                                  "evidence": sha}
+    # In a code worktree the spec is the worktree's; anywhere else (the main checkout, say) the
+    # commit names it with a `Specflow-Spec:` trailer, unless the project has one spec only.
     spec = spec or spec_hint(project)
-    if spec:
-        payload["spec"] = spec
-    drop(project, payload)
+    if not spec:
+        specs = DesignDocs(project).snapshot().specs()
+        if len(specs) != 1:
+            raise UserError(f"commit {sha[:10]}'s Specflow-Task trailers ({', '.join(tasks)}) name no spec, and "
+                            f"there are {len(specs) or 'no'} specs ({', '.join(specs) or 'none'}): add a "
+                            "`Specflow-Spec: <spec>` trailer, or mark with `specflowd mark TASK --done --spec SPEC`")
+        spec = specs[0]
+    drop(project, {"id": f"commit-{sha[:16]}", "action": "mark", "tasks": tasks, "status": "done",
+                   "evidence": sha, "spec": spec})

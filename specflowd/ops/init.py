@@ -35,7 +35,7 @@ def initialize(project: Project) -> list[str]:
     """Set the project up; returns what was done (empty when everything was already there). All or
     nothing: a failure undoes every step this run took, and the repository is as it was."""
     _check_has_commits(project)
-    config = load_config(project) if project.config_path.exists() else Config()
+    config = load_config(project) if project.config_path.exists() else new_config(project)
     branch = config.design_docs.branch
     worktree = (project.root / config.design_docs.worktree).resolve()
     _check_branch_not_elsewhere(project, branch, worktree)
@@ -76,6 +76,15 @@ def initialize(project: Project) -> list[str]:
         message = e.message if isinstance(e, UserError) else str(e)
         raise UserError(f"init failed, and left the repository as it found it: {message}") from None
     return done
+
+
+def new_config(project: Project) -> Config:
+    """The settings a new project starts with: the defaults, on the branch the repository works on."""
+    config = Config()
+    base = git.default_branch(project.root)
+    if base is not None and base != config.design_docs.branch:
+        config.orchestration.base_branch = base
+    return config
 
 
 def _make_folders(project: Project, done: list[str], undo: list[Callable[[], object]]) -> None:

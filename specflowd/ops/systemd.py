@@ -43,11 +43,6 @@ def user_unit_dir() -> Path:
     return Path(base) / "systemd" / "user"
 
 
-def escape_path(path: Path) -> str:
-    return subprocess.run(["systemd-escape", "--path", str(path)], capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
 @dataclass
 class InstallResult:
     written: list[Path]
@@ -55,7 +50,7 @@ class InstallResult:
     next_steps: list[str]
 
 
-def install(target: Path, executable: str, project: Path | None) -> InstallResult:
+def install(target: Path, executable: str) -> InstallResult:
     target.mkdir(parents=True, exist_ok=True)
     source = shipped_dir()
     written = []
@@ -67,9 +62,9 @@ def install(target: Path, executable: str, project: Path | None) -> InstallResul
             written.append(path)
     reloaded = user_manager_reachable() and subprocess.run(
         ["systemctl", "--user", "daemon-reload"], capture_output=True).returncode == 0
-    unit = f"specflowd@{escape_path(project)}.service" if project else "specflowd.service"
     steps = [] if reloaded else ["systemctl --user daemon-reload"]
-    steps.append(f"systemctl --user enable --now '{unit}'")
+    steps.append("systemctl --user enable --now specflowd.service   # serves the projects of the user config")
+    steps.append("systemctl --user restart specflowd.service        # when it ran already: it reads them anew")
     steps.append('loginctl enable-linger "$USER"   # keep it running after you log out')
     return InstallResult(written, reloaded, steps)
 

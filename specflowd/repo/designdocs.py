@@ -214,16 +214,18 @@ class DesignDocs:
         self._wait_for_lock(git.git_path(self.worktree, "index.lock"))
 
     def _wait_for_lock(self, lock: Path) -> None:
-        """Wait a little for another git to finish with `lock`; clear it when its git is dead (nobody
-        has it open and it has not moved for a while: git closes a lock file before renaming it,
-        and holds ref locks through a transaction). UserError when it is still held."""
+        """Wait a little for another git to finish with `lock`; clear it when its git is dead. Dead
+        means nobody has it open, and either no git runs in the project (a killed daemon's git: its
+        successor clears the lock at once) or it has not moved for a while (git closes a ref lock
+        between a transaction's prepare and commit, so a closed lock alone proves nothing).
+        UserError when it is still held."""
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
             try:
                 age = time.time() - lock.stat().st_mtime
             except FileNotFoundError:
                 return
-            if age >= STALE_LOCK_S and not fsio.held_open(lock):
+            if (age >= STALE_LOCK_S or not fsio.git_running_within(self.project.root)) and not fsio.held_open(lock):
                 lock.unlink(missing_ok=True)  # its git was killed, and what it guarded is as it was
                 self.note_repair(f"removed {lock}, left by a git process that was killed")
                 return

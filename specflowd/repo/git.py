@@ -159,6 +159,24 @@ def current_branch(cwd: Path) -> str | None:
     return r.stdout.decode().strip() or None if r.returncode == 0 else None
 
 
+def default_branch(cwd: Path) -> str | None:
+    """The branch work lands on: the remote's HEAD (origin's first), else the branch checked out here."""
+    heads = {}
+    for line in _text(cwd, "for-each-ref", "--format=%(refname) %(symref)", "refs/remotes/*/HEAD").splitlines():
+        ref, _, target = line.partition(" ")
+        remote = ref.removeprefix("refs/remotes/").removesuffix("/HEAD")
+        if target.startswith(f"refs/remotes/{remote}/"):
+            heads[remote] = target.removeprefix(f"refs/remotes/{remote}/")
+    if heads:
+        return heads.get("origin") or heads[sorted(heads)[0]]
+    return current_branch(cwd)
+
+
+def branches(cwd: Path) -> list[str]:
+    """The local branches' short names."""
+    return _text(cwd, "for-each-ref", "--format=%(refname:short)", "refs/heads/").split()
+
+
 def toplevel(cwd: Path) -> Path:
     return Path(_text(cwd, "rev-parse", "--show-toplevel").strip()).resolve()
 

@@ -1,13 +1,16 @@
 """The settings files: a project's `.specflow/config.toml` and the user's
-`$XDG_CONFIG_HOME/specflowd/config.toml`, read and validated (SPEC §8). User-wide settings are the
-defaults under each project's own."""
+`$XDG_CONFIG_HOME/specflowd/config.toml`, read and validated (SPEC §8). The user's settings are the
+defaults under each project's own (`core.config.layered`)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
-from specflowd.core.config import Config, UserConfig, parse_config
+from specflowd import fsio
+from specflowd.core.config import Config, UserConfig, layered, parse_config
 from specflowd.errors import UserError
 from specflowd.repo.project import Project
 
@@ -24,9 +27,10 @@ def _read(path: Path) -> str | None:
 
 
 def load_config(project: Project) -> Config:
-    """The project's settings; defaults when it has no config file yet."""
+    """The project's settings over the user's; defaults where neither file says."""
     text = _read(project.config_path)
-    return Config() if text is None else parse_config(text, Config, str(project.config_path))
+    own = Config() if text is None else parse_config(text, Config, str(project.config_path))
+    return layered(load_user_config(), own)
 
 
 def user_config_path() -> Path:
@@ -38,6 +42,25 @@ def load_user_config() -> UserConfig:
     path = user_config_path()
     text = _read(path)
     return UserConfig() if text is None else parse_config(text, UserConfig, str(path))
+
+
+def add_project(path: Path) -> bool:
+    """List `path` in the user config's `projects` (making the file if need be), keeping the rest of
+    the file as it is; False when it was listed already."""
+    config = user_config_path()
+    text = _read(config) or ""
+    listed = [Path(p).expanduser().resolve() for p in load_user_config().projects]
+    if path.resolve() in listed:
+        return False
+    projects = [*(str(p) for p in listed), str(path.resolve())]
+    line = "projects = " + json.dumps(projects)  # a TOML array of basic strings, on one line
+    assignment = re.compile(r"^projects\s*=\s*\[.*?\]", re.M | re.S)
+    new = assignment.sub(lambda m: line, text, count=1) if assignment.search(text) else f"{line}\n{text}"
+    if parse_config(new, UserConfig, str(config)).projects != projects:  # an odd file: say it plainly
+        raise UserError(f"cannot add {path} to the projects in {config} without rewriting it: add it by hand")
+    fsio.make_private_dirs(config.parent)
+    fsio.atomic_write(config, new.encode(), mode=0o600)
+    return True
 
 
 def listed_projects(*also: Path) -> list[Path]:

@@ -3,9 +3,11 @@ wait for its answer by watching responses/ (inotify, no spinning). Shared by the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import stat
 import sys
 import threading
 import time
@@ -18,10 +20,11 @@ from watchdog.events import FileCreatedEvent, FileMovedEvent, FileSystemEvent, F
 from watchdog.observers.inotify import InotifyObserver
 
 from specflowd import fsio
-from specflowd.core import ids
+from specflowd.core import ids, protocol
 from specflowd.core.text import visible, visible_lines
 from specflowd.daemon import pidlock
 from specflowd.errors import UserError
+from specflowd.repo.designdocs import DesignDocs
 from specflowd.repo.project import Project, locate
 
 DEFAULT_WAIT_S = 30.0
@@ -87,8 +90,9 @@ class AnswerWatch:
 
 
 def submit(project: Project, payload: dict[str, Any], *, wait: float | None, as_json: bool,
-           describe: Callable[[dict[str, Any]], str]) -> None:
-    """Drop the request; with `wait`, wait for the answer and print it. Exits 0 ok, 1 refused, 3 no answer."""
+           describe: Callable[[dict[str, Any]], str]) -> dict[str, Any] | None:
+    """Drop the request; with `wait`, wait for the answer, print it and return it. Exits 1 when it
+    was refused, 3 when no answer came in time."""
     running = pidlock.holder(project)
     watch = None
     if wait is not None:
@@ -103,7 +107,7 @@ def submit(project: Project, payload: dict[str, Any], *, wait: float | None, as_
             click.echo(json.dumps({"id": rid, "queued": True}))
         else:
             click.echo(f"queued request {rid}")
-        return
+        return None
     answer = watch.wait(wait or DEFAULT_WAIT_S)
     if answer is None:
         click.echo(f"no answer to request {rid} within {wait:g}s; it stays queued and will be answered "
@@ -118,6 +122,47 @@ def submit(project: Project, payload: dict[str, Any], *, wait: float | None, as_
         if not as_json:
             click.echo(visible(f"specflowd: {error.get('message', 'refused')} ({error.get('code')})"), err=True)
         sys.exit(1)
+    return answer
+
+
+def pending(project: Project) -> list[dict[str, Any]]:
+    """The requests waiting in the inbox, oldest first: id, file, action, the fields that say what it
+    asks, its age, and what is wrong with it when the daemon will refuse it."""
+    out = []
+    now = time.time()
+    found = []
+    with contextlib.suppress(FileNotFoundError), os.scandir(project.requests) as listing:
+        for item in listing:
+            if protocol.is_request_name(item.name):
+                with contextlib.suppress(FileNotFoundError):
+                    found.append((item.stat(follow_symlinks=False), item.name))
+    for st, name in sorted(found, key=lambda f: (f[0].st_mtime_ns, f[1])):
+        try:
+            raw = fsio.read_regular(project.requests / name, limit=protocol.MAX_BYTES + 1)
+        except OSError:
+            raw = None
+        facts = protocol.FileFacts(name, stat.S_ISREG(st.st_mode), st.st_uid, st.st_size)
+        rid, parsed = protocol.parse_request(raw, facts, os.geteuid())
+        entry: dict[str, Any] = {"id": rid, "file": name, "action": None, "fields": {},
+                                 "age_s": round(max(0.0, now - st.st_mtime), 1), "problem": None}
+        if isinstance(parsed, protocol.ErrorBody):
+            entry["problem"] = parsed.message
+        else:
+            entry["action"] = parsed.action.value
+            entry["fields"] = parsed.model_dump(mode="json", exclude_none=True,
+                                                exclude={"id", "action", "config", "budget"})
+        out.append(entry)
+    return out
+
+
+def drop_pending(project: Project, request_id: str) -> Path:
+    """Remove a waiting request, named by its id or its file name; UserError when none waits so."""
+    for r in pending(project):
+        if request_id in (r["id"], r["file"]):
+            path: Path = project.requests / r["file"]
+            path.unlink()
+            return path
+    raise UserError(f"no request {request_id!r} is waiting in {project.requests} (`specflowd inbox` lists them)")
 
 
 def one_of(what: str, **flags: object) -> str | None:
@@ -160,11 +205,26 @@ def current_project() -> Project:
     return locate().require_initialized()
 
 
+# One check of each kind of id for every command, with one wording and one exit code (1).
+
 def checked_orchestration(value: str) -> str:
     try:
         return ids.check_orchestration_id(value)
     except ValueError as e:
-        raise UserError(str(e), exit_code=2) from None
+        raise UserError(str(e), field="orchestration") from None
+
+
+def checked_spec(value: str) -> str:
+    try:
+        return ids.check_spec_id(value)
+    except ValueError as e:
+        raise UserError(str(e), field="spec") from None
+
+
+def existing_spec(project: Project, spec: str) -> str:
+    """`spec`, when it is a spec on the design-docs branch; UserError naming the ones there are."""
+    DesignDocs(project).snapshot().task_file(checked_spec(spec))
+    return spec
 
 
 def describe_orchestration(result: dict[str, Any]) -> str:

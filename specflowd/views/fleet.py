@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from specflowd.core.overview import duration
+from specflowd.core.overview import cut, duration, window
 from specflowd.core.state import OrchestrationState
 from specflowd.core.text import visible
 from specflowd.core.vocab import FINISHED
 from specflowd.daemon.statefile import read_all
 from specflowd.repo.project import Project
+from specflowd.views.status import titles
 
 
-def runs(state: OrchestrationState, project: Path, now: datetime) -> list[dict[str, Any]]:
-    """The orchestration's unfinished agent runs: running ones, and those waiting for a pool slot."""
+def runs(state: OrchestrationState, project: Path, now: datetime,
+         titles: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The orchestration's unfinished agent runs: running ones, and those waiting for a pool slot;
+    each with the task it is on and the two before and after it, described."""
     out = []
     for run in state.runs:
         if run.ended_at is not None:
@@ -36,6 +40,7 @@ def runs(state: OrchestrationState, project: Path, now: datetime) -> list[dict[s
             "task": current,
             "before": tasks[max(0, at - 2):at] if current else [],
             "after": tasks[at + 1:at + 3] if current else [],
+            "around": window(tasks, current, titles or {}, state.task_status),
             "pid": run.pid,
             "run_time_s": (now - run.started_at).total_seconds() if run.started_at else 0.0,
             "cost_usd": round(run.cost_usd, 4),
@@ -50,13 +55,22 @@ def gather(projects: list[Project], now: datetime) -> tuple[list[dict[str, Any]]
     for project in projects:
         states, broken = read_all(project)
         problems += [f"{path}: unreadable: {why}" for path, why in broken.items()]
-        for state in sorted(states.values(), key=lambda s: s.created_at):
-            rows += runs(state, project.root, now)
+        ordered = sorted(states.values(), key=lambda s: s.created_at)
+        names = titles(project, {s.spec for s in ordered if any(r.ended_at is None for r in s.runs)})
+        for state in ordered:
+            rows += runs(state, project.root, now, names.get(state.spec))
     return rows, problems
 
 
+HEADER = (f"{'project':<16} {'spec':<20} {'orchestr.':<10} {'phase':<9} {'batch':<22} {'state':<18} "
+          f"{'task':<40} {'time':>7} cost")
+
+
 def line(row: dict[str, Any]) -> str:
-    around = " ".join([*row["before"], f"[{row['task']}]" if row["task"] else "", *row["after"]]).strip()
-    return visible(f"{Path(row['project']).name:<16} {row['spec']:<20} {row['orchestration']}  {row['phase']:<9} "
-                   f"{row['batch'] or '-':<22} {row['state']:<18} {around:<32} {duration(row['run_time_s']):>7} "
+    """One run for a terminal, under HEADER: the task it is on, with its title."""
+    current = next((t for t in row["around"] if t["current"]), None)
+    task = f"{current['task']} {current['title']}" if current else "-"
+    batch = cut(row["batch"] or "-", 22)
+    return visible(f"{Path(row['project']).name:<16} {row['spec']:<20} {row['orchestration']:<10} {row['phase']:<9} "
+                   f"{batch:<22} {row['state']:<18} {cut(task, 40):<40} {duration(row['run_time_s']):>7} "
                    f"${row['cost_usd']:.2f}")

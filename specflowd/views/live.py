@@ -1,5 +1,5 @@
 """`status --watch`: the orchestrations drawn live with rich, redrawn when a state file changes
-(inotify) and every second for the clock."""
+(inotify) and every second for the clock; piped, a plain snapshot each time something changed."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from specflowd.core.overview import decision, duration, summary
+from specflowd.core.overview import decision, details, duration, summary
 from specflowd.core.text import visible
 from specflowd.daemon.statefile import read_all
 from specflowd.repo.follow import Waker
 from specflowd.repo.project import Project
+from specflowd.views.status import ordered, titles
 
 
 def render(project: Project, wanted: str | None) -> Group:
@@ -23,7 +24,9 @@ def render(project: Project, wanted: str | None) -> Group:
     chosen = [states[wanted]] if wanted and wanted in states else sorted(states.values(), key=lambda s: s.created_at)
     now = datetime.now(UTC)
     table = Table(expand=True)
-    for col in ("orchestration", "spec", "status", "phase", "batch", "tasks", "", "cost", "time"):
+    for col in ("orchestration", "spec", "status"):  # ids and names are never cut
+        table.add_column(col, no_wrap=True, min_width=len(col))
+    for col in ("phase", "batch", "tasks", "", "cost", "time"):
         table.add_column(col)
     for state in chosen:
         s = summary(state, now)
@@ -40,9 +43,24 @@ def render(project: Project, wanted: str | None) -> Group:
     return Group(*lines)
 
 
-def watch(project: Project, wanted: str | None) -> None:
-    """Redraw until Ctrl-C."""
+def snapshot(project: Project, wanted: str | None) -> str:
+    """What `status` prints, for a pipe: the same text, once per change."""
+    states, _ = read_all(project)
+    chosen = [states[wanted]] if wanted and wanted in states else ordered(states)
+    names = titles(project, {s.spec for s in chosen})
+    now = datetime.now(UTC)
+    return "\n\n".join(details(s, now, names[s.spec]) for s in chosen) or "no orchestrations yet"
+
+
+def watch(project: Project, wanted: str | None, *, screen: bool) -> None:
+    """Redraw until Ctrl-C; without a screen (piped), print a snapshot each time a state changed."""
     try:
+        if not screen:
+            with Waker(project.workflows) as waker:
+                print(snapshot(project, wanted), flush=True)
+                while True:
+                    if waker.wait(3600):  # a state file was written: not the clock's tick
+                        print("", snapshot(project, wanted), sep="\n", flush=True)
         with Waker(project.workflows) as waker, Live(render(project, wanted), auto_refresh=False) as live:
             while True:
                 waker.wait(1.0)

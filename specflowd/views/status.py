@@ -81,6 +81,32 @@ def rebuild_states(project: Project, wanted: str | None, have: set[str]) -> dict
     return out
 
 
+def titles(project: Project, specs: set[str]) -> dict[str, dict[str, str]]:
+    """Each spec's tasks' titles (task id -> title), read from the design-docs branch; a spec whose
+    task list cannot be read has none."""
+    docs = DesignDocs(project)
+    out: dict[str, dict[str, str]] = {}
+    try:
+        snap = docs.snapshot()
+    except UserError:
+        return {spec: {} for spec in specs}
+    for spec in specs:
+        try:
+            doc = docs.document(snap, snap.task_file(spec))
+        except UserError:
+            out[spec] = {}
+            continue
+        out[spec] = {t.id: t.title for t in doc.tasks}
+    return out
+
+
+def ordered(states: dict[str, OrchestrationState]) -> list[OrchestrationState]:
+    """Active orchestrations first (oldest first), then the ended ones, newest first."""
+    active = sorted((s for s in states.values() if s.active), key=lambda s: s.created_at)
+    ended = sorted((s for s in states.values() if not s.active), key=lambda s: s.created_at, reverse=True)
+    return active + ended
+
+
 def task_statuses(project: Project, spec: str) -> dict[str, TaskStatus]:
     """The task list's statuses now: the feed has the marks, the branch has their sum."""
     docs = DesignDocs(project)

@@ -78,16 +78,20 @@ def status_of(project: Path, oid: str) -> str:
         return "unknown"
 
 
-def orphans() -> list[str]:
+def orphans(project: Path) -> list[str]:
+    """Agent processes of this run's project still alive: found by the SPECFLOW_PROJECT every agent
+    is given, so that another run's agents on the same machine are not counted."""
+    mark = f"SPECFLOW_PROJECT={project}".encode()
     out = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
+                if mark not in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                    continue
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if "specflowd.agents.demo" in cmd:
-                out.append(f"{pid} {cmd}")
+            out.append(f"{pid} {cmd}")
     return out
 
 
@@ -137,7 +141,7 @@ def main() -> None:
         once += [("batch-completed", b) for b in {k[1] for k in events if k[0] == "batch-completed"}]
         dup_events = {k: v for k, v in events.items() if k in once and v != 1}
         fsck = subprocess.run(["git", "fsck", "--no-dangling"], cwd=project, capture_output=True, text=True, env=ENV)
-        left = orphans()
+        left = orphans(project)
         state = json.loads((proj.workflows / f"orchestration-{oid}.json").read_text())
         rows = [
             ("final status", final),

@@ -8,7 +8,7 @@ import pytest
 
 from specflowd.core.plan import PREAMBLE, make_plan
 from specflowd.core.tasklist import parse
-from tests.conftest import CORPUS, run_cli
+from tests.conftest import TASKLISTS, run_cli
 
 
 def plan_of(text: str, size: int = 15):
@@ -64,10 +64,10 @@ def test_bad_batch_size() -> None:
 
 
 def test_plan_command_on_a_file_text_and_json(tmp_path) -> None:
-    src = CORPUS / "specflow-sample-tasks.md"
+    src = TASKLISTS / "spec-kit.md"
     text = run_cli("plan", str(src), cwd=tmp_path)
     assert text.returncode == 0, text.stderr
-    assert "Phase 2: Core Implementation" in text.stdout and "todo/all" in text.stdout
+    assert "Phase 2: Foundational" in text.stdout and "todo/all" in text.stdout
     js = run_cli("plan", str(src), "--json", cwd=tmp_path)
     data = json.loads(js.stdout)
     assert set(data) == {"spec", "file", "tasks_total", "tasks_done", "used_fallback", "batches", "warnings"}

@@ -21,9 +21,7 @@ from specflowd.core.tasklist import (
     set_box,
 )
 from specflowd.core.vocab import TaskStatus
-from tests.conftest import CORPUS
-
-CORPUS_FILES = sorted(p for p in CORPUS.glob("*.md") if p.name != "README.md")
+from tests.conftest import CORPUS_FILES, TASKLISTS
 
 
 def other_status(status: TaskStatus) -> TaskStatus:
@@ -43,8 +41,8 @@ def roundtrip(data: bytes) -> bytes:
 
 # -- the corpus -------------------------------------------------------------------------------
 
-def test_corpus_is_present() -> None:
-    assert len(CORPUS_FILES) >= 10, f"expected the shared corpus at {CORPUS}"
+def test_the_tests_own_task_lists_are_there() -> None:
+    assert len(list(TASKLISTS.glob("*.md"))) >= 7, f"expected the task lists at {TASKLISTS}"
 
 
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
@@ -71,17 +69,26 @@ def test_corpus_marks_all_done_then_back(path) -> None:
     assert back.to_bytes() == data
 
 
-def test_spec_kit_template_skips_front_matter_and_comments() -> None:
-    data = (CORPUS / "spec-kit-tasks-template.md").read_bytes()
+def test_spec_kit_style_skips_front_matter_comments_fences_and_near_misses() -> None:
+    data = (TASKLISTS / "spec-kit.md").read_bytes()
     doc = parse(data)
-    text = data.decode()
-    comment_start = text.index("<!--")
-    comment_end = text.index("-->")
-    first_comment_line = text[:comment_start].count("\n")
-    last_comment_line = text[:comment_end].count("\n")
-    commented = [t for t in doc.tasks if first_comment_line <= t.line <= last_comment_line]
-    assert commented == []
+    ids = [t.id for t in doc.tasks]
+    assert "T900" not in ids and "T901" not in ids and "T999" not in ids  # a comment, a fence
     assert doc.tasks[0].id == "T001" and doc.tasks[0].line > 3  # front matter skipped
+    assert len(ids) == 12 and not any("tasks =" in t.description for t in doc.tasks)
+    assert [t.status.value for t in doc.tasks[:7]] == ["done", "done", "pending", "pending", "in_progress",
+                                                       "blocked", "skipped"]
+    assert doc.find("T006").blocked_reason == "waiting on the API"
+    assert doc.find("T004").depends == ("T001", "T002") and doc.find("T005").tags == ("P", "US1")
+
+
+def test_kiro_and_id_less_styles() -> None:
+    kiro = parse((TASKLISTS / "kiro.md").read_bytes())
+    assert [t.id for t in kiro.tasks] == ["1", "2", "2.1", "2.2", "2.2.1", "2.2.2", "3", "3.1", "3.2"]
+    assert kiro.find("2.2.1").parent == kiro.index_of("2.2")
+    helix = parse((TASKLISTS / "helix-no-ids.md").read_bytes())
+    assert [t.id for t in helix.tasks] == [f"#{n}" for n in range(1, 8)]
+    assert helix.find("#5").parent == helix.index_of("#4")  # a tab-indented child
 
 
 # -- what is a task ---------------------------------------------------------------------------

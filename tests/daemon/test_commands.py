@@ -40,8 +40,9 @@ def test_run_serves_the_projects_of_the_user_config(repo: Path, tmp_path: Path, 
 
 def test_run_with_nothing_to_serve_says_what_to_do(tmp_path: Path) -> None:
     r = run_cli("run", cwd=tmp_path, timeout=20)
-    assert r.returncode == 1
-    assert "--project" in r.stderr and "Traceback" not in r.stderr
+    # 78 (EX_CONFIG) tells systemd not to restart: nothing changes until someone edits the config.
+    assert r.returncode == 78
+    assert "--project" in r.stderr and "config.toml" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_a_mark_naming_no_spec_goes_to_the_running_orchestration(project: Path, start_daemon) -> None:

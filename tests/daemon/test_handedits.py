@@ -19,7 +19,8 @@ def test_a_sed_edit_is_committed_with_trailers(project: Path, start_daemon) -> N
     wait_for(lambda: "Specflow-Source: hand-edit" in branch_log(project), 15, message="hand-edit commit")
     message = branch_log(project).split("\0")[0]
     assert "Specflow-Task: T002" in message and "Specflow-Status: done" in message
-    assert git(progress(project).parent, "status", "--porcelain") == ""
+    # The ref moves before the index is refreshed: wait for the worktree, do not assume it.
+    wait_for(lambda: git(progress(project).parent, "status", "--porcelain") == "", 15, message="a clean worktree")
 
 
 def test_a_broken_edit_is_not_committed_and_is_logged(project: Path, start_daemon) -> None:

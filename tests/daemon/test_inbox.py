@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.conftest import git, run_cli, wait_for
+from tests.conftest import configure, git, run_cli, wait_for
 
 
 def branch_log(project: Path) -> str:
@@ -130,9 +130,7 @@ def test_a_repeated_id_gets_the_first_answer_and_no_second_effect(project: Path,
 
 def test_orchestration_requests_through_the_client(project: Path, start_daemon) -> None:
     # An agent that works until it is stopped: the orchestration stays running meanwhile.
-    config = project / ".specflow/config.toml"
-    config.write_text(config.read_text().replace('kind = "claude"', 'kind = "command"')
-                      .replace('command = "claude"', 'command = "sleep 600"'))
+    configure(project, agent={"kind": "command", "command": "sleep 600"})
     start_daemon(project)
     r = run_cli("start", "demo", "--no-auto-merge", "--set", "max_heal_attempts=3", "--wait", "10", cwd=project)
     assert r.returncode == 0, r.stderr

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.conftest import configure
 from tests.daemon.conftest import make_project
 
 
 def test_log_level_from_the_project_config(repo: Path, start_daemon) -> None:
     project = make_project(repo)
-    config = project / ".specflow" / "config.toml"
-    config.write_text(config.read_text().replace('log_level = "info"', 'log_level = "debug"'))
+    configure(project, daemon={"log_level": "debug"})
     d = start_daemon(project)
     d.drop({"id": "probe", "action": "mark", "spec": "demo", "task": "T001", "status": "done"}, "probe.json")
     assert d.answer("probe")["ok"] is True
@@ -19,8 +19,7 @@ def test_log_level_from_the_project_config(repo: Path, start_daemon) -> None:
 
 def test_the_flag_wins_over_the_config(repo: Path, start_daemon) -> None:
     project = make_project(repo)
-    config = project / ".specflow" / "config.toml"
-    config.write_text(config.read_text().replace('log_level = "info"', 'log_level = "debug"'))
+    configure(project, daemon={"log_level": "debug"})
     d = start_daemon(project, "--log-level", "warning", ready=False)
     d.drop({"id": "probe", "action": "mark", "spec": "demo", "task": "T001", "status": "done"}, "probe.json")
     assert d.answer("probe")["ok"] is True

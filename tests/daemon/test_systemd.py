@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_for
 
 
 class Receiver:
@@ -58,7 +58,8 @@ def test_ready_status_watchdog_reload_and_stopping(project: Path, start_daemon, 
     d = start_daemon(project, env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "300000",
                                    "PATH": f"{fake_bin}:{os.environ['PATH']}"}, ready=False)
     rx.until(lambda m: m == "READY=1")
-    assert (project / ".specflow/responses/waiting.json").exists()  # the first scan came before READY
+    # What waited in the inbox is queued before READY and answered after it.
+    wait_for(lambda: (project / ".specflow/responses/waiting.json").exists(), 15, message="the waiting request")
     rx.until(lambda m: m == "WATCHDOG=1")
     first = time.monotonic()
     rx.until(lambda m: m == "WATCHDOG=1")

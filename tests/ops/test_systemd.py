@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,10 @@ def verify(unit: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
                           env=env)
 
 
-def test_install_writes_units_that_verify_cleanly(tmp_path: Path, bin_dir: Path) -> None:
+def test_install_writes_units_that_verify_cleanly(tmp_path: Path, bin_dir: Path, repo: Path) -> None:
     target = tmp_path / "units"
-    project = tmp_path / "my project"
-    (project / ".specflow" / "requests").mkdir(parents=True)
+    assert run_cli("init", cwd=repo).returncode == 0
+    project = repo
     r = run_cli("systemd", "install", "--dir", str(target), "--project", str(project), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in target.iterdir())
@@ -35,9 +36,15 @@ def test_install_writes_units_that_verify_cleanly(tmp_path: Path, bin_dir: Path)
     shim = str((bin_dir / "specflowd").resolve())
     for unit in target.glob("*.service"):
         assert f"ExecStart={shim} run" in unit.read_text()
+        assert "RestartPreventExitStatus=78" in unit.read_text()
     escaped = subprocess.run(["systemd-escape", "--path", str(project)], capture_output=True, text=True).stdout.strip()
-    assert f"specflowd@{escaped}.service" in r.stdout
-    assert "loginctl enable-linger" in r.stdout
+    assert "enable --now specflowd.service" in r.stdout and "loginctl enable-linger" in r.stdout
+    # The project is listed in the user config, which the service serves.
+    user_config = Path(os.environ["XDG_CONFIG_HOME"]) / "specflowd" / "config.toml"
+    assert tomllib.loads(user_config.read_text())["projects"] == [str(project.resolve())]
+    again = run_cli("systemd", "install", "--dir", str(target), "--project", str(project), cwd=tmp_path)
+    assert "already listed" in again.stdout
+    assert tomllib.loads(user_config.read_text())["projects"] == [str(project.resolve())]
     # Templates are verified through an instance, as systemd would load them.
     (target / f"specflowd@{escaped}.service").write_text((target / "specflowd@.service").read_text())
     (target / f"specflowd@{escaped}.path").write_text((target / "specflowd@.path").read_text())

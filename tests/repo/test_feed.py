@@ -48,7 +48,9 @@ def test_log_filters_by_spec_and_limits(project: Path) -> None:
     text = run_cli("log", "-n", "1", cwd=project).stdout
     assert "beta" in text and "T001 done" in text
     bad = run_cli("log", "../x", cwd=project)
-    assert bad.returncode == 2 and "invalid spec id" in bad.stderr
+    assert bad.returncode == 1 and "invalid spec id" in bad.stderr
+    missing = run_cli("log", "nosuchspec", cwd=project)
+    assert missing.returncode == 1 and "no spec 'nosuchspec'" in missing.stderr and missing.stdout == ""
 
 
 def test_log_follow_prints_new_commits_as_they_land(project: Path) -> None:

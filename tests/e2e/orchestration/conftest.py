@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli_w
 
-from tests.conftest import git, run_cli, wait_for
+from tests.conftest import configure, git, run_cli, wait_for  # noqa: F401 - configure re-exported
 from tests.daemon.conftest import DaemonProcess, start_daemon  # noqa: F401 - a fixture re-exported
 
 FAKES = Path(__file__).resolve().parents[2] / "fakes"
@@ -27,14 +25,6 @@ TASKS = """# Tasks
 - [ ] T003 Wire them together
 - [ ] T004 Document it
 """
-
-
-def configure(root: Path, **sections: dict[str, Any]) -> None:
-    path = root / ".specflow" / "config.toml"
-    data = tomllib.loads(path.read_text())
-    for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    path.write_text(tomli_w.dumps(data))
 
 
 @pytest.fixture

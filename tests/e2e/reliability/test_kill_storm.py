@@ -55,7 +55,9 @@ def test_a_thousand_marks_through_25_sigkills(repo: Path, start_daemon) -> None:
         assert f"request {name}: mark ok" in logs or f"request {name} ({name}.json): answered before" in logs, name
     worktree = specflow / "design-docs"
     assert git(worktree, "status", "--porcelain") == ""
-    fsck = subprocess.run(["git", "fsck", "--no-progress"], cwd=project, capture_output=True, text=True)
+    # A commit written just before a kill, whose ref update never happened, is dangling: harmless,
+    # and git gc prunes it. Anything else fsck says is damage.
+    fsck = subprocess.run(["git", "fsck", "--no-progress", "--no-dangling"], cwd=project, capture_output=True, text=True)
     assert fsck.returncode == 0 and not fsck.stdout.strip() and not fsck.stderr.strip(), fsck.stdout + fsck.stderr
     leftovers = [p for p in [*worktree.rglob(".*"), *specflow.rglob(".*")] if TEMP.match(p.name)]
     assert leftovers == []
