@@ -19,7 +19,7 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
 
     from specflowd.core.overview import details, summary
     from specflowd.repo import project as projects
-    from specflowd.views.status import load
+    from specflowd.views.status import document, load
 
     project = projects.locate().require_initialized()
     states, notes = load(project, orchestration)
@@ -33,8 +33,7 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
     now = datetime.now(UTC)
     chosen = [states[orchestration]] if orchestration else sorted(states.values(), key=lambda s: s.created_at)
     if as_json:
-        out = [dict(summary(s, now), state=s.model_dump(mode="json")) if orchestration else summary(s, now)
-               for s in chosen]
+        out = [document(s, now) if orchestration else summary(s, now) for s in chosen]
         click.echo(json.dumps(out[0] if orchestration else out, indent=2))
         return
     if not chosen:

@@ -44,8 +44,9 @@ class Waker(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         self._woken.set()
 
-    def wait(self, timeout: float) -> bool:
-        """Whether something was written (since the last wait) within `timeout` seconds."""
+    def wait(self, timeout: float | None) -> bool:
+        """Whether something was written (since the last wait) within `timeout` seconds (None:
+        however long it takes)."""
         news = self._woken.wait(timeout)
         self._woken.clear()
         return news
