@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "status": "Show an orchestration's phase, batches, tasks, cost and decisions.",
     "list": "List the project's orchestrations, one line each.",
     "fleet": "Every agent run across the projects the daemon serves.",
+    "web": "Serve a read-only live page of the fleet in the browser.",
 }
 HIDDEN = frozenset({"hook"})  # run by the git hooks, not listed
 
