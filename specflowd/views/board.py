@@ -127,8 +127,9 @@ class Board:
         new: list[dict[str, Any]] | None = None
         if last is not None and tip is not None:
             try:
-                # One more than the page keeps: more than that (a fetch, a rewrite) replaces the feed.
-                new = feed.read(project, limit=FEED_KEPT + 1, since=last, until=tip)
+                new = feed.read_new(seen.docs.store, last, tip, FEED_KEPT)
+                if new is None:  # not a short line of commits: git log, for one more than the page keeps
+                    new = feed.read(project, limit=FEED_KEPT + 1, since=last, until=tip)
             except GitError:
                 new = None  # the old tip is gone (a rewritten branch)
         if new and len(new) <= FEED_KEPT:  # none new, yet the tip moved: the branch went back

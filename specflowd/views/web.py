@@ -43,7 +43,7 @@ from specflowd.core import ids
 from specflowd.daemon import statefile
 from specflowd.errors import UserError
 from specflowd.repo import feed, git
-from specflowd.repo.follow import Waker
+from specflowd.repo.follow import REPLACED, Waker
 from specflowd.repo.project import Project
 from specflowd.views.board import Board, Event
 from specflowd.views.fleet import gather
@@ -459,7 +459,7 @@ def open_server(board: Board, bind: str, port: int) -> Server:
     except socket.gaierror as e:
         raise UserError(f"cannot bind to {bind!r}: {e.strerror}", exit_code=2) from None
     # Watching starts before the first read: whatever is written after it wakes the watcher.
-    waker = Waker(*board.folders()).__enter__()
+    waker = Waker(*board.folders(), events=REPLACED).__enter__()
     try:
         board.scan()
         hub = Hub(board.snapshot())

@@ -20,7 +20,7 @@ from specflowd.daemon import statefile
 from specflowd.repo.project import locate
 from tests.conftest import git, run_cli, wait_for
 from tests.daemon.conftest import make_project
-from tests.views.webtools import EventStream, WebProcess
+from tests.views.webtools import WebProcess
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -149,7 +149,7 @@ def test_a_specs_feed_and_an_evidence_commit(web: WebProcess, project: Path) -> 
 
 
 def test_one_event_per_change_naming_what_changed(web: WebProcess, project: Path) -> None:
-    stream = EventStream(web)
+    stream = web.stream()
     try:
         assert stream.headers["content-type"].startswith("text/event-stream")
         first = stream.next()
@@ -172,7 +172,9 @@ def test_one_event_per_change_naming_what_changed(web: WebProcess, project: Path
         (project / ".specflow" / "workflows" / "orchestration-7f3c9a21.json").unlink()
         removed = stream.next()
         assert (removed.name, removed.data["orchestration"]) == ("removed", "7f3c9a21")
-        (project / ".specflow" / "workflows" / "orchestration-0badc0de.json").write_text("{not json")
+        broken = project / ".specflow" / "workflows" / "orchestration-0badc0de.json"
+        broken.with_suffix(".tmp").write_text("{not json")
+        broken.with_suffix(".tmp").rename(broken)  # state files are written whole, by rename
         problem = stream.next()
         assert problem.name == "problems" and "orchestration-0badc0de.json: unreadable" in problem.data["problems"][0]
         ids = [commit.id, changed.id, removed.id, problem.id]
@@ -182,7 +184,7 @@ def test_one_event_per_change_naming_what_changed(web: WebProcess, project: Path
 
 
 def test_a_stream_that_reconnects_gets_what_it_missed(web: WebProcess, project: Path) -> None:
-    stream = EventStream(web)
+    stream = web.stream()
     try:
         snapshot = stream.next()
         for task in ("T001", "T002"):
@@ -190,12 +192,12 @@ def test_a_stream_that_reconnects_gets_what_it_missed(web: WebProcess, project: 
         seen = [stream.next(), stream.next()]
     finally:
         stream.close()
-    again = EventStream(web, last_id=snapshot.id)
+    again = web.stream(last_id=snapshot.id)
     try:
         assert [(e.id, e.data) for e in (again.next(), again.next())] == [(e.id, e.data) for e in seen]
     finally:
         again.close()
-    stranger = EventStream(web, last_id="0000-1")  # another server's id: the board again
+    stranger = web.stream(last_id="0000-1")  # another server's id: the board again
     try:
         board = stranger.next()
         assert board.name == "snapshot"
@@ -207,7 +209,7 @@ def test_a_stream_that_reconnects_gets_what_it_missed(web: WebProcess, project: 
 
 def test_closed_streams_end_their_threads(web: WebProcess) -> None:
     base = web.threads()
-    streams = [EventStream(web) for _ in range(20)]
+    streams = [web.stream() for _ in range(20)]
     for s in streams:
         assert s.next().name == "snapshot"
     assert web.threads() >= base + 20
@@ -230,7 +232,7 @@ def test_a_port_in_use_and_a_missing_project_are_said_in_one_line(web: WebProces
 
 def test_sigterm_stops_it_cleanly(project: Path, tmp_path: Path) -> None:
     w = WebProcess(project, log=tmp_path / "web.log")
-    stream = EventStream(w)
+    stream = w.stream()
     assert stream.next().name == "snapshot"
     assert w.stop() == 0
     with pytest.raises((ConnectionError, OSError)):
@@ -241,7 +243,7 @@ def test_sigterm_stops_it_cleanly(project: Path, tmp_path: Path) -> None:
 
 def test_a_branch_moved_back_replaces_the_feed(web: WebProcess, project: Path) -> None:
     assert run_cli("mark", "T001", "--done", "--now", cwd=project).returncode == 0
-    stream = EventStream(web)
+    stream = web.stream()
     try:
         assert stream.next().name == "snapshot"
         marked = tip(project)

@@ -48,6 +48,9 @@ class WebProcess:
         assert status == 200, (status, body)
         return json.loads(body)
 
+    def stream(self, last_id: str | None = None) -> EventStream:
+        return EventStream(self.host, self.port, last_id)
+
     def threads(self) -> int:
         return len(list(Path(f"/proc/{self.pid}/task").iterdir()))
 
@@ -75,8 +78,8 @@ class Event:
 class EventStream:
     """One connection to /events; `next()` is the next event, or TimeoutError after `timeout`."""
 
-    def __init__(self, web: WebProcess, last_id: str | None = None) -> None:
-        self.conn = http.client.HTTPConnection(web.host, web.port, timeout=30)
+    def __init__(self, host: str, port: int, last_id: str | None = None) -> None:
+        self.conn = http.client.HTTPConnection(host, port, timeout=30)
         headers = {"Accept": "text/event-stream"}
         if last_id is not None:
             headers["Last-Event-ID"] = last_id

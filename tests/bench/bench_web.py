@@ -1,0 +1,259 @@
+"""The live page under load, run by hand: `python3 tests/bench/bench_web.py [--clients 200] [--marks 300] [--rounds 3]`.
+
+One daemon serves a project; a client drops mark requests back to back (each answered before the
+next, so marks land as fast as the daemon commits them) and times request -> answer. Rounds
+alternate without the page and with `specflowd web` and `--clients` event streams open (200 readers
+in a second process, http.client in threads, as EventSources would be), so both figures see the same
+machine. With the page open it checks that every stream was sent every mark's commit, in order, and
+reads the web process's CPU (its own and its git children's) per change. Then the page's CPU while
+nothing changes, streams still open. Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench_daemon import Client, Daemon, env_for, make_project, mark_payload
+from common import pct, rss_mb, settle, table
+
+
+def cpu_with_children(pid: int) -> float:
+    """User and system CPU seconds of a process and of its children it waited for (git)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+class Web:
+    def __init__(self, project: Path, env: dict[str, str], log: Path) -> None:
+        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "specflowd", "web", "-C", str(project), "--port", "0"],
+                                     cwd=project, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "http://" not in line:
+            raise SystemExit(f"specflowd web did not start: {line!r}, see {log}")
+        self.url = line.split()[2]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self._log.close()
+
+
+class Readers:
+    """The event streams, in a process of their own (`clients` mode of this script)."""
+
+    def __init__(self, url: str, n: int, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "clients", url, str(n)], env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        if self._line() != "ready":
+            raise SystemExit("the readers did not connect")
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def expect(self, commits: list[str]) -> dict:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("expect " + " ".join(commits) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self._line())
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.flush()
+        self.proc.wait(30)
+
+
+def clients_main(url: str, n: int) -> None:
+    """Open `n` streams; say `ready` when each has its snapshot; on `expect SHA...`, wait until every
+    stream has been sent those commits and print what each saw. One thread reads every stream
+    (a selector), so that the readers, which stand for browsers on other machines, cost this
+    machine as little as can be."""
+    import http.client
+    import re
+    import selectors
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    commit = re.compile(rb'^event: commit$.*?"entry":\{"commit":"([0-9a-f]{40})"', re.M | re.S)
+    seen: list[list[str]] = [[] for _ in range(n)]
+    received: list[list[float]] = [[] for _ in range(n)]
+    ready = [False] * n
+    cond = threading.Condition()
+    selector = selectors.DefaultSelector()
+    pending = [b""] * n
+
+    def take(i: int, data: bytes) -> None:
+        """The complete events in what stream `i` was sent so far."""
+        *events, pending[i] = (pending[i] + data).split(b"\n\n")
+        now = time.time()
+        with cond:
+            for event in events:
+                if b"event: snapshot" in event:
+                    ready[i] = True
+                found = commit.search(event)
+                if found:
+                    seen[i].append(found.group(1).decode())
+                    received[i].append(now)
+            cond.notify_all()
+
+    for i in range(n):
+        conn = http.client.HTTPConnection(str(parts.hostname), int(parts.port or 80), timeout=30)
+        conn.request("GET", "/events", headers={"Accept": "text/event-stream"})
+        assert conn.sock is not None
+        sock = conn.sock.dup()  # http.client lets go of its own once the headers are read
+        response = conn.getresponse()
+        assert response.status == 200
+        take(i, response.fp.read1(1 << 20))  # what http.client read past the headers
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ, i)
+
+    def read() -> None:
+        while True:
+            for key, _ in selector.select():
+                try:
+                    data = key.fileobj.recv(1 << 20)  # type: ignore[union-attr]
+                except BlockingIOError:
+                    continue
+                if not data:
+                    selector.unregister(key.fileobj)
+                    continue
+                take(key.data, data)
+
+    threading.Thread(target=read, daemon=True).start()
+    with cond:
+        cond.wait_for(lambda: all(ready), 120)
+        print("ready" if all(ready) else f"only {sum(ready)} connected", flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            return
+        wanted = words[1:]
+        with cond:
+            complete = cond.wait_for(lambda w=wanted: all(len(s) >= len(w) for s in seen), 120)
+            exact = sum(1 for s in seen if s == wanted)
+            # Fan-out: for each commit, from the first stream that had it to the last.
+            spreads = [max(r[k] for r in received) - min(r[k] for r in received) for k in range(len(wanted))] \
+                if complete else []
+            print(json.dumps({"exact": exact, "complete": complete, "spread_ms": [s * 1000 for s in spreads]}),
+                  flush=True)
+            for s in seen:
+                s.clear()
+            for r in received:
+                r.clear()
+
+
+def branch_tip(project: Path) -> str:
+    return (project / ".git/refs/heads/helix-design-docs").read_text().strip()
+
+
+def commits_since(project: Path, env: dict[str, str], start: str) -> list[str]:
+    out = subprocess.run(["git", "rev-list", "--reverse", f"{start}..helix-design-docs"], cwd=project, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=200)
+    ap.add_argument("--marks", type=int, default=300, help="marks per round and condition")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--idle", type=float, default=10.0, help="seconds of quiet to measure the open page's CPU")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        (base / "home").mkdir()
+        env = env_for(base / "home")
+        project = make_project(base, env, "project")
+        daemon = Daemon([project], env, base / "daemon.log")
+        client = Client(project)
+        without: list[float] = []
+        with_page: list[float] = []
+        web_cpu: list[tuple[float, int]] = []
+        checks: list[dict] = []
+        reader_cpu: list[float] = []
+        daemon_cpu: list[float] = []
+        idle_cpu = rss = float("nan")
+        i = 0
+        try:
+            for _ in range(5):  # warm up the daemon and the page cache
+                client.roundtrip(f"w{i}", mark_payload(i))
+                i += 1
+            for r in range(args.rounds):
+                for _ in range(args.marks):
+                    without.append(client.roundtrip(f"a{i}", mark_payload(i)))
+                    i += 1
+                web = Web(project, env, base / "web.log")
+                try:
+                    readers = Readers(web.url, args.clients, env)
+                    try:
+                        settle(web.proc.pid)
+                        start = branch_tip(project)
+                        cpu0, rcpu0, dcpu0 = (cpu_with_children(p) for p in (web.proc.pid, readers.proc.pid,
+                                                                               daemon.proc.pid))
+                        for _ in range(args.marks):
+                            with_page.append(client.roundtrip(f"b{i}", mark_payload(i)))
+                            i += 1
+                        made = commits_since(project, env, start)
+                        result = readers.expect(made)
+                        web_cpu.append((cpu_with_children(web.proc.pid) - cpu0, len(made)))
+                        reader_cpu.append(cpu_with_children(readers.proc.pid) - rcpu0)
+                        daemon_cpu.append(cpu_with_children(daemon.proc.pid) - dcpu0)
+                        checks.append({"commits": len(made), **result})
+                        if r == args.rounds - 1:
+                            rss = rss_mb(web.proc.pid)
+                            settle(web.proc.pid)
+                            c0 = cpu_with_children(web.proc.pid)
+                            time.sleep(args.idle)  # the measuring window: CPU used while nothing changes
+                            idle_cpu = cpu_with_children(web.proc.pid) - c0
+                    finally:
+                        readers.stop()
+                finally:
+                    web.stop()
+        finally:
+            client.close()
+            daemon.stop()
+    p99_without, p99_with = pct(without, 99), pct(with_page, 99)
+    all_seen = all(c["complete"] and c["exact"] == args.clients for c in checks)
+    spreads = [s for c in checks for s in c["spread_ms"]]
+    cpu_per_change = sum(c for c, _ in web_cpu) / max(1, sum(n for _, n in web_cpu))
+    rows = [
+        ("mark request -> answer, page closed", f"p50 {pct(without, 50):.1f} ms, p99 {p99_without:.1f} ms",
+         f"{len(without)} marks"),
+        (f"mark request -> answer, page open ({args.clients} streams)",
+         f"p50 {pct(with_page, 50):.1f} ms, p99 {p99_with:.1f} ms", f"{len(with_page)} marks"),
+        ("p99 with / without the page", f"{p99_with / p99_without:.2f}x", "target <= 1.20x"),
+        ("every stream sent every change, in order", "yes" if all_seen else "NO",
+         "; ".join(f"{c['exact']}/{args.clients} streams x {c['commits']} commits" for c in checks)),
+        ("one change reaching all streams (first -> last)", f"p50 {pct(spreads, 50):.1f} ms, p99 {pct(spreads, 99):.1f} ms"
+         if spreads else "-", ""),
+        ("web process CPU per change (with its git children)", f"{cpu_per_change * 1000:.2f} ms",
+         f"{sum(n for _, n in web_cpu)} changes to {args.clients} streams"),
+        ("the readers' CPU per change / the daemon's per mark, page open",
+         f"{sum(reader_cpu) / max(1, sum(n for _, n in web_cpu)) * 1000:.2f} ms / "
+         f"{sum(daemon_cpu) / max(1, len(with_page)) * 1000:.2f} ms", "(the readers stand for browsers elsewhere)"),
+        (f"web process CPU over {args.idle:.0f} s with nothing changing", f"{idle_cpu * 1000:.0f} ms",
+         f"{args.clients} streams open"),
+        ("web process memory with the streams open", f"{rss:.1f} MB", ""),
+    ]
+    table(f"specflowd web under load ({args.rounds} rounds alternating page closed / open)", rows,
+          ("figure", "measured", "note"))
+    if not all_seen:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "clients":
+        clients_main(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()
