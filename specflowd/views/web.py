@@ -29,6 +29,7 @@ import secrets
 import selectors
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,10 @@ MAX_BEHIND = 8 << 20  # bytes a stream may have unsent before it is closed
 MAX_STREAMS = 1000  # open event streams at once (each holds a thread of the server)
 FEED_LIMIT = 200  # entries `/api/feed/<spec>` answers with
 REQUEST_TIMEOUT_S = 30  # a request that has not arrived whole by then is dropped
+# The projects are read this long after the first write heard, all at once: marks landing at full
+# speed (one every ~10 ms) then cost one read and one write to each stream per few marks, not per
+# mark, and the daemon that makes them keeps the machine. A change reaches the page this much later.
+GATHER_S = 0.05
 SHA = re.compile(r"[0-9a-f]{7,40}")
 
 
@@ -249,6 +254,8 @@ def watch(board: Board, hub: Hub, waker: Waker) -> None:
     during a scan wakes it again at once, so no change is missed."""
     while True:
         waker.wait(None)
+        time.sleep(GATHER_S)
+        waker.wait(0)  # what was written meanwhile is read by this scan
         try:
             events = board.scan()
         except Exception:  # noqa: BLE001 - the page goes on; the next write scans again

@@ -1,12 +1,14 @@
-"""The live page under load, run by hand: `python3 tests/bench/bench_web.py [--clients 200] [--marks 300] [--rounds 3]`.
+"""The live page under load, run by hand:
+`python3 tests/bench/bench_web.py [--clients 200] [--blocks 30] [--block 30] [--marks 300] [--idle 10]`.
 
 One daemon serves a project; a client drops mark requests back to back (each answered before the
-next, so marks land as fast as the daemon commits them) and times request -> answer. Rounds
-alternate without the page and with `specflowd web` and `--clients` event streams open (200 readers
-in a second process, http.client in threads, as EventSources would be), so both figures see the same
-machine. With the page open it checks that every stream was sent every mark's commit, in order, and
-reads the web process's CPU (its own and its git children's) per change. Then the page's CPU while
-nothing changes, streams still open. Prints a table.
+next, so marks land as fast as the daemon commits them) and times request -> answer. `specflowd web`
+runs with `--clients` event streams open (read by one thread in a second process: they stand for
+browsers on other machines). Blocks of marks alternate between the page closed (the web process and
+the readers stopped with SIGSTOP, so they take no CPU) and open, so that both figures see the same
+machine, which others share. Then marks with the page open all along give the web process's CPU
+(its own and its git children's) per change; every stream must have been sent every commit of the
+run, in order. Last, the page's CPU while nothing changes, streams still open. Prints a table.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -163,11 +166,17 @@ def commits_since(project: Path, env: dict[str, str], start: str) -> list[str]:
     return out.split()
 
 
+def pause(procs: list[subprocess.Popen], stop: bool) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGSTOP if stop else signal.SIGCONT)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=200)
-    ap.add_argument("--marks", type=int, default=300, help="marks per round and condition")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--blocks", type=int, default=30, help="blocks of marks each way, alternating")
+    ap.add_argument("--block", type=int, default=30, help="marks per block")
+    ap.add_argument("--marks", type=int, default=300, help="marks for the CPU per change, page open")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of quiet to measure the open page's CPU")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,76 +186,78 @@ def main() -> None:
         project = make_project(base, env, "project")
         daemon = Daemon([project], env, base / "daemon.log")
         client = Client(project)
-        without: list[float] = []
-        with_page: list[float] = []
-        web_cpu: list[tuple[float, int]] = []
-        checks: list[dict] = []
-        reader_cpu: list[float] = []
-        daemon_cpu: list[float] = []
-        idle_cpu = rss = float("nan")
+        closed: list[float] = []
+        opened: list[float] = []
         i = 0
-        try:
-            for _ in range(5):  # warm up the daemon and the page cache
-                client.roundtrip(f"w{i}", mark_payload(i))
+
+        def marks(n: int, into: list[float]) -> None:
+            nonlocal i
+            for _ in range(n):
+                into.append(client.roundtrip(f"m{i}", mark_payload(i)))
                 i += 1
-            for r in range(args.rounds):
-                for _ in range(args.marks):
-                    without.append(client.roundtrip(f"a{i}", mark_payload(i)))
-                    i += 1
-                web = Web(project, env, base / "web.log")
-                try:
-                    readers = Readers(web.url, args.clients, env)
-                    try:
-                        settle(web.proc.pid)
-                        start = branch_tip(project)
-                        cpu0, rcpu0, dcpu0 = (cpu_with_children(p) for p in (web.proc.pid, readers.proc.pid,
-                                                                               daemon.proc.pid))
-                        for _ in range(args.marks):
-                            with_page.append(client.roundtrip(f"b{i}", mark_payload(i)))
-                            i += 1
-                        made = commits_since(project, env, start)
-                        result = readers.expect(made)
-                        web_cpu.append((cpu_with_children(web.proc.pid) - cpu0, len(made)))
-                        reader_cpu.append(cpu_with_children(readers.proc.pid) - rcpu0)
-                        daemon_cpu.append(cpu_with_children(daemon.proc.pid) - dcpu0)
-                        checks.append({"commits": len(made), **result})
-                        if r == args.rounds - 1:
-                            rss = rss_mb(web.proc.pid)
-                            settle(web.proc.pid)
-                            c0 = cpu_with_children(web.proc.pid)
-                            time.sleep(args.idle)  # the measuring window: CPU used while nothing changes
-                            idle_cpu = cpu_with_children(web.proc.pid) - c0
-                    finally:
-                        readers.stop()
-                finally:
-                    web.stop()
+
+        web = readers = None
+        try:
+            marks(5, [])  # warm up the daemon and the page cache
+            web = Web(project, env, base / "web.log")
+            readers = Readers(web.url, args.clients, env)
+            settle(web.proc.pid)
+            start = branch_tip(project)
+            # Page closed and page open, in alternating blocks, so that both see the same machine
+            # (others share it). Closed: the web process and the readers are stopped (SIGSTOP), so
+            # they take no CPU; when they go on, the page catches up with what it missed.
+            for _ in range(args.blocks):
+                pause([web.proc, readers.proc], stop=True)
+                marks(args.block, closed)
+                pause([web.proc, readers.proc], stop=False)
+                marks(args.block, opened)
+            settle(web.proc.pid)
+            # CPU per change, the page open all along.
+            cpu0, rcpu0, dcpu0 = (cpu_with_children(p.pid) for p in (web.proc, readers.proc, daemon.proc))
+            n0 = i
+            marks(args.marks, [])
+            made = commits_since(project, env, start)
+            result = readers.expect(made)  # every commit of both parts, in order
+            web_cpu = cpu_with_children(web.proc.pid) - cpu0
+            reader_cpu = cpu_with_children(readers.proc.pid) - rcpu0
+            daemon_cpu = cpu_with_children(daemon.proc.pid) - dcpu0
+            changes = i - n0
+            rss = rss_mb(web.proc.pid)
+            settle(web.proc.pid)
+            c0 = cpu_with_children(web.proc.pid)
+            time.sleep(args.idle)  # the measuring window: CPU used while nothing changes
+            idle_cpu = cpu_with_children(web.proc.pid) - c0
         finally:
+            if readers is not None:
+                readers.proc.send_signal(signal.SIGCONT)
+                readers.stop()
+            if web is not None:
+                web.proc.send_signal(signal.SIGCONT)
+                web.stop()
             client.close()
             daemon.stop()
-    p99_without, p99_with = pct(without, 99), pct(with_page, 99)
-    all_seen = all(c["complete"] and c["exact"] == args.clients for c in checks)
-    spreads = [s for c in checks for s in c["spread_ms"]]
-    cpu_per_change = sum(c for c, _ in web_cpu) / max(1, sum(n for _, n in web_cpu))
+    p99_closed, p99_open = pct(closed, 99), pct(opened, 99)
+    all_seen = result["complete"] and result["exact"] == args.clients
+    spreads = result["spread_ms"]
     rows = [
-        ("mark request -> answer, page closed", f"p50 {pct(without, 50):.1f} ms, p99 {p99_without:.1f} ms",
-         f"{len(without)} marks"),
+        ("mark request -> answer, page closed", f"p50 {pct(closed, 50):.1f} ms, p99 {p99_closed:.1f} ms",
+         f"{len(closed)} marks"),
         (f"mark request -> answer, page open ({args.clients} streams)",
-         f"p50 {pct(with_page, 50):.1f} ms, p99 {p99_with:.1f} ms", f"{len(with_page)} marks"),
-        ("p99 with / without the page", f"{p99_with / p99_without:.2f}x", "target <= 1.20x"),
+         f"p50 {pct(opened, 50):.1f} ms, p99 {p99_open:.1f} ms", f"{len(opened)} marks"),
+        ("p99 open / closed", f"{p99_open / p99_closed:.2f}x", "target <= 1.20x"),
         ("every stream sent every change, in order", "yes" if all_seen else "NO",
-         "; ".join(f"{c['exact']}/{args.clients} streams x {c['commits']} commits" for c in checks)),
-        ("one change reaching all streams (first -> last)", f"p50 {pct(spreads, 50):.1f} ms, p99 {pct(spreads, 99):.1f} ms"
-         if spreads else "-", ""),
-        ("web process CPU per change (with its git children)", f"{cpu_per_change * 1000:.2f} ms",
-         f"{sum(n for _, n in web_cpu)} changes to {args.clients} streams"),
-        ("the readers' CPU per change / the daemon's per mark, page open",
-         f"{sum(reader_cpu) / max(1, sum(n for _, n in web_cpu)) * 1000:.2f} ms / "
-         f"{sum(daemon_cpu) / max(1, len(with_page)) * 1000:.2f} ms", "(the readers stand for browsers elsewhere)"),
+         f"{result['exact']}/{args.clients} streams x {len(made)} commits"),
+        ("one change reaching all streams (first -> last)",
+         f"p50 {pct(spreads, 50):.1f} ms, p99 {pct(spreads, 99):.1f} ms" if spreads else "-", ""),
+        ("web process CPU per change (with its git children)", f"{web_cpu / changes * 1000:.2f} ms",
+         f"{changes} changes to {args.clients} streams"),
+        ("readers' CPU per change / daemon's per mark", f"{reader_cpu / changes * 1000:.2f} ms / "
+         f"{daemon_cpu / changes * 1000:.2f} ms", "the readers stand for browsers elsewhere"),
         (f"web process CPU over {args.idle:.0f} s with nothing changing", f"{idle_cpu * 1000:.0f} ms",
          f"{args.clients} streams open"),
         ("web process memory with the streams open", f"{rss:.1f} MB", ""),
     ]
-    table(f"specflowd web under load ({args.rounds} rounds alternating page closed / open)", rows,
+    table(f"specflowd web under load ({args.blocks} x {args.block} marks each way, alternating)", rows,
           ("figure", "measured", "note"))
     if not all_seen:
         raise SystemExit(1)

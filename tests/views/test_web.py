@@ -242,11 +242,12 @@ def test_sigterm_stops_it_cleanly(project: Path, tmp_path: Path) -> None:
 
 
 def test_a_branch_moved_back_replaces_the_feed(web: WebProcess, project: Path) -> None:
-    assert run_cli("mark", "T001", "--done", "--now", cwd=project).returncode == 0
     stream = web.stream()
     try:
         assert stream.next().name == "snapshot"
+        assert run_cli("mark", "T001", "--done", "--now", cwd=project).returncode == 0
         marked = tip(project)
+        assert stream.next().data["entry"]["commit"] == marked  # the page has it: now it goes
         git(project, "update-ref", "refs/heads/helix-design-docs", f"{marked}~1", marked)
         event = stream.next()
         assert event.name == "feed"

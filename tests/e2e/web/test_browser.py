@@ -20,8 +20,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from tests.conftest import git, run_cli, wait_for
-from tests.e2e.orchestration.conftest import DEMO_AGENT, configure, start
+from tests.conftest import run_cli, wait_for
+from tests.e2e.orchestration.conftest import demo_project, start
 from tests.views.webtools import WebProcess
 
 TASK_S = "2"  # the demo agent's pause before each task: the quiet moment the test's mark lands in
@@ -64,14 +64,7 @@ look();
 
 @pytest.fixture
 def project(repo: Path) -> Path:
-    for args in (("init",), ("new", "demo")):
-        assert run_cli(*args, cwd=repo).returncode == 0
-    docs = repo / ".specflow" / "design-docs"
-    (docs / "specs" / "demo" / "progress.md").write_text(TASKS)
-    git(docs, "commit", "-qam", "task list")
-    configure(repo, agent={"kind": "command", "command": DEMO_AGENT},
-              orchestration={"skip_analyze": True, "auto_merge": True})
-    return repo
+    return demo_project(repo, TASKS)
 
 
 def page(browser: webdriver.Chrome, script: str) -> Any:
