@@ -77,6 +77,9 @@ REQUEST_TIMEOUT_S = 30  # a request that has not arrived whole by then is droppe
 # speed (one every ~10 ms) then cost one read and one write to each stream per few marks, not per
 # mark, and the daemon that makes them keeps the machine. A change reaches the page this much later.
 GATHER_S = 0.05
+# The page is for people watching: under contention the daemon, which answers requests and commits
+# marks, comes first, as it does before its agents.
+NICE = 10
 SHA = re.compile(r"[0-9a-f]{7,40}")
 
 
@@ -460,7 +463,10 @@ def is_loopback(bind: str) -> bool:
 
 
 def open_server(board: Board, bind: str, port: int) -> Server:
-    """The server bound to `bind`:`port` (0: any free port), with its hub's and watcher's threads."""
+    """The server bound to `bind`:`port` (0: any free port), with its hub's and watcher's threads,
+    all NICE steps below where it was started (a thread's nice value is its own: set before any)."""
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
     try:
         family, _, _, _, address = socket.getaddrinfo(bind, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as e:
@@ -491,7 +497,9 @@ def url_of(server: Server) -> str:
 def serve(server: Server) -> None:
     """Answer until interrupted; then close every stream."""
     try:
-        server.serve_forever()
+        # No poll interval: the loop would wake twice a second to look for a shutdown() nobody
+        # calls; a signal ends it (SIGINT, and SIGTERM as the command sets it up).
+        server.serve_forever(poll_interval=None)  # type: ignore[arg-type]
     finally:
         server.hub.close()
         server.server_close()

@@ -254,3 +254,15 @@ def test_a_branch_moved_back_replaces_the_feed(web: WebProcess, project: Path) -
         assert [e["commit"] for e in event.data["entries"]][-1] == tip(project) != marked
     finally:
         stream.close()
+
+
+def test_every_thread_of_it_yields_the_cpu_to_the_daemon(web: WebProcess) -> None:
+    stream = web.stream()
+    try:
+        assert stream.next().name == "snapshot"  # a stream's thread is among them
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        for task in Path(f"/proc/{web.pid}/task").iterdir():
+            nice = int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])
+            assert nice == min(19, own + 10), task.name
+    finally:
+        stream.close()

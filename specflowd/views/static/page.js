@@ -168,7 +168,8 @@
     const done = b.tasks.filter((t) => FINISHED.has(o.tasks[t]?.status)).length;
     return el("li", { class: "batch", data: { batch: b.index, status: b.status } },
       el("span", { class: "name", text: `${b.index}. ${b.name}` }),
-      el("span", { class: "status", text: b.status + (b.heal_attempts ? ` · healed ${b.heal_attempts}×` : "") }),
+      el("span", { class: "status", data: { status: b.status },
+                   text: b.status + (b.heal_attempts ? ` · ${b.heal_attempts} heal${b.heal_attempts > 1 ? "s" : ""}` : "") }),
       bar(done, b.tasks.length, `${done}/${b.tasks.length}`),
       el("ul", { class: "tasks" }, b.tasks.map((t) => {
         const task = o.tasks[t] || { status: "pending", title: "" };
