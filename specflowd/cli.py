@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "fleet": "Every agent run across the projects the daemon serves.",
     "wait": "Print an orchestration's feed as it lands, until it ends.",
     "inbox": "List the requests waiting for a daemon, or drop one.",
+    "web": "Serve a read-only live page of the fleet in the browser.",
 }
 HIDDEN = frozenset({"hook"})  # run by the git hooks, not listed
 

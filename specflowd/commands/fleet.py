@@ -16,23 +16,9 @@ def command(as_json: bool, watch: bool) -> None:
     after), run time and cost; runs waiting for a pool slot too. Reads state files only."""
     from datetime import UTC, datetime
 
-    from specflowd.errors import UserError
-    from specflowd.repo.project import locate
-    from specflowd.repo.settings import listed_projects
-    from specflowd.views.fleet import HEADER, gather, line
+    from specflowd.views.fleet import HEADER, gather, line, served_projects
 
-    try:
-        here = [locate().root]
-    except UserError:
-        here = []
-    projects, missing = [], []
-    for root in listed_projects(*here):
-        try:
-            projects.append(locate(root))
-        except UserError as e:
-            missing.append(e.message)
-    if not projects and not missing:
-        raise UserError("no projects: run it inside a project, or list projects in the user config")
+    projects, missing = served_projects()
 
     def table() -> str:
         rows, problems = gather(projects, datetime.now(UTC))

@@ -20,7 +20,7 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
     from specflowd.core.overview import details, summary
     from specflowd.core.text import visible
     from specflowd.repo import project as projects
-    from specflowd.views.status import load, ordered, titles
+    from specflowd.views.status import document, load, ordered, titles
 
     project = projects.locate().require_initialized()
     if orchestration is not None:
@@ -39,8 +39,8 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
     chosen = [states[orchestration]] if orchestration else ordered(states)
     names = titles(project, {s.spec for s in chosen})
     if as_json:
-        out = [dict(summary(s, now, names[s.spec]), state=s.model_dump(mode="json")) if orchestration
-               else summary(s, now, names[s.spec]) for s in chosen]
+        out = [document(s, now, names[s.spec]) if orchestration else summary(s, now, names[s.spec])
+               for s in chosen]
         click.echo(json.dumps(out[0] if orchestration else out, indent=2))
         return
     if not chosen:

@@ -35,14 +35,21 @@ def read_all(project: Project) -> tuple[dict[str, OrchestrationState], dict[Path
     broken: dict[Path, str] = {}
     for path in sorted(project.workflows.glob(PATTERN)):
         try:
-            state = OrchestrationState.model_validate_json(fsio.read_regular(path) or b"")
-            if path.name != project.state_file(state.id).name:
-                raise ValueError(f"it holds orchestration {state.id}")
+            state = read(project, path)
         except (OSError, ValueError) as e:  # pydantic's ValidationError is a ValueError
             broken[path] = str(e).splitlines()[0]
             continue
         states[state.id] = state
     return states, broken
+
+
+def read(project: Project, path: Path) -> OrchestrationState:
+    """One state file; OSError or ValueError when it cannot be read or does not hold its own
+    orchestration."""
+    state = OrchestrationState.model_validate_json(fsio.read_regular(path) or b"")
+    if path.name != project.state_file(state.id).name:
+        raise ValueError(f"it holds orchestration {state.id}")
+    return state
 
 
 def load_all(project: Project) -> dict[str, OrchestrationState]:

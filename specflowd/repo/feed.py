@@ -9,6 +9,7 @@ from typing import Any
 
 from specflowd.core.trailers import parse_trailers, task_statuses
 from specflowd.repo import git
+from specflowd.repo.git import ObjectStore
 from specflowd.repo.project import Project
 
 RECORD = "\x1e"
@@ -51,12 +52,35 @@ def read(project: Project, spec: str | None = None, limit: int | None = 50, sinc
     rev = until or project.branch_ref
     grep = f"^Specflow-Spec: {re.escape(spec)}$" if spec is not None else None
     out = git.log(project.root, f"{since}..{rev}" if since else rev, LOG_FORMAT, limit=limit, grep=grep)
-    entries = []
+    entries: list[dict[str, Any]] = []
     for record in out.split(RECORD):
         record = record.lstrip("\n")
         if not record:
             continue
         sha, ctime, author, message = record.split(FIELD, 3)
         entries.append(entry_from(sha, int(ctime), author, message))
+    entries.reverse()
+    return entries
+
+
+def read_new(store: ObjectStore, since: str, until: str, limit: int) -> list[dict[str, Any]] | None:
+    """The entries after commit `since` up to `until`, oldest first, read in-process (no git
+    process: a watcher calls this at every move of the branch). None when the history between them
+    is not a line of at most `limit` commits (a merge, a rewrite, a long jump): `read` knows then."""
+    entries: list[dict[str, Any]] = []
+    sha = until
+    while sha != since:
+        if len(entries) >= limit:
+            return None
+        headers, _, message = store.read(sha, "commit").partition(b"\n\n")
+        fields = dict(line.split(b" ", 1) for line in headers.split(b"\n") if not line.startswith(b" "))
+        parents = [line[7:] for line in headers.split(b"\n") if line.startswith(b"parent ")]
+        if len(parents) != 1 or b"encoding" in fields:  # git log would re-encode the message
+            return None
+        author = fields[b"author"]
+        ctime = int(fields[b"committer"].rsplit(b" ", 2)[1])
+        entries.append(entry_from(sha, ctime, author[:author.rfind(b" <")].decode("utf-8", "surrogateescape"),
+                                  message.decode("utf-8", "surrogateescape")))
+        sha = parents[0].decode()
     entries.reverse()
     return entries

@@ -29,23 +29,28 @@ from specflowd.repo import feed, git
 from specflowd.repo.project import Project
 
 WRITES = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent]
+# Files replaced whole by a rename inside their folder, or removed: how git writes refs and
+# packed-refs, and how the daemon writes state files. One event per new version, where WRITES
+# sees four (create, write, close, rename of the lock or temp file).
+REPLACED = [FileMovedEvent, FileDeletedEvent]
 
 
 class Waker(FileSystemEventHandler):
-    """Set whenever a file in one of `folders` is written; `wait` for it. A context manager: the
-    watch ends with the block."""
+    """Set whenever a file in one of `folders` is written (or, with `events`, changed that way);
+    `wait` for it. A context manager: the watch ends with the block."""
 
-    def __init__(self, *folders: Path) -> None:
+    def __init__(self, *folders: Path, events: list[type[FileSystemEvent]] | None = None) -> None:
         self._woken = threading.Event()
         self._observer = Observer()
         for folder in folders:
-            self._observer.schedule(self, str(folder), recursive=False, event_filter=WRITES)
+            self._observer.schedule(self, str(folder), recursive=False, event_filter=events or WRITES)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         self._woken.set()
 
-    def wait(self, timeout: float) -> bool:
-        """Whether something was written (since the last wait) within `timeout` seconds."""
+    def wait(self, timeout: float | None) -> bool:
+        """Whether something was written (since the last wait) within `timeout` seconds (None:
+        however long it takes)."""
         news = self._woken.wait(timeout)
         self._woken.clear()
         return news

@@ -216,6 +216,18 @@ def commit_message(cwd: Path, commit: str) -> str:
     return _text(cwd, "log", "-1", "--format=%B", commit)
 
 
+def commit_numstat(cwd: Path, commit: str) -> list[tuple[str, str, str]]:
+    """(lines added, lines deleted, path) of each file `commit` changed from its parent (`-` counts
+    for a binary file; nothing for a merge)."""
+    out = _text(cwd, "diff-tree", "-r", "--root", "--no-commit-id", "--numstat", "--no-renames", "-z", commit)
+    rows = []
+    for record in out.split("\0"):
+        if record:
+            added, deleted, path = record.split("\t", 2)
+            rows.append((added, deleted, path))
+    return rows
+
+
 def log(cwd: Path, rev: str, fmt: str, *, limit: int | None = None, grep: str | None = None,
         first_parent: bool = False) -> str:
     """`git log` of `rev` (a ref, a commit, or `a..b`) in format `fmt`, newest first."""

@@ -12,7 +12,9 @@ from specflowd.core.state import OrchestrationState
 from specflowd.core.text import visible
 from specflowd.core.vocab import FINISHED
 from specflowd.daemon.statefile import read_all
-from specflowd.repo.project import Project
+from specflowd.errors import UserError
+from specflowd.repo.project import Project, locate
+from specflowd.repo.settings import listed_projects
 from specflowd.views.status import titles
 
 
@@ -47,6 +49,27 @@ def runs(state: OrchestrationState, project: Path, now: datetime,
             "orchestration_cost_usd": round(state.total_cost_usd, 4),
         })
     return out
+
+
+def served_projects(here: Path | None = None) -> tuple[list[Project], list[str]]:
+    """The projects a user's daemon serves, as `fleet` finds them: the one around `here` (default:
+    the current folder), if any, then those of the user config; and why a listed one cannot be read.
+    UserError when there is none at all."""
+    try:
+        around = [locate(here).root]
+    except UserError:
+        if here is not None:
+            raise
+        around = []
+    projects, missing = [], []
+    for root in listed_projects(*around):
+        try:
+            projects.append(locate(root))
+        except UserError as e:
+            missing.append(e.message)
+    if not projects and not missing:
+        raise UserError("no projects: run it inside a project, or list projects in the user config")
+    return projects, missing
 
 
 def gather(projects: list[Project], now: datetime) -> tuple[list[dict[str, Any]], list[str]]:

@@ -4,9 +4,12 @@ state files; it rebuilds and writes them itself when it starts)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from specflowd.core.lint import lint, removal
+from specflowd.core.overview import summary
 from specflowd.core.rebuild import rebuild
 from specflowd.core.state import OrchestrationState
 from specflowd.core.tasklist import parse
@@ -116,3 +119,9 @@ def task_statuses(project: Project, spec: str) -> dict[str, TaskStatus]:
     except UserError:
         return {}
     return dict(zip(doc.ids(), doc.statuses(), strict=True))
+
+
+def document(state: OrchestrationState, now: datetime, titles: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What `status --json ID` prints (and the page's `/api/orchestrations/<id>` answers): the
+    summary, with the whole state."""
+    return dict(summary(state, now, titles), state=state.model_dump(mode="json"))

@@ -27,17 +27,22 @@ TASKS = """# Tasks
 """
 
 
-@pytest.fixture
-def project(repo: Path) -> Path:
-    """A project with spec `demo` (4 tasks, 2 sections) and the demo agent configured."""
+def demo_project(repo: Path, tasks: str = TASKS) -> Path:
+    """`repo` with spec `demo` whose task list is `tasks`, and the demo agent configured."""
     for args in (("init",), ("new", "demo")):
         assert run_cli(*args, cwd=repo).returncode == 0
     docs = repo / ".specflow" / "design-docs"
-    (docs / "specs" / "demo" / "progress.md").write_text(TASKS)
+    (docs / "specs" / "demo" / "progress.md").write_text(tasks)
     git(docs, "commit", "-qam", "task list")
     configure(repo, agent={"kind": "command", "command": DEMO_AGENT},
               orchestration={"skip_analyze": True, "auto_merge": True})
     return repo
+
+
+@pytest.fixture
+def project(repo: Path) -> Path:
+    """A project with spec `demo` (4 tasks, 2 sections) and the demo agent configured."""
+    return demo_project(repo)
 
 
 @pytest.fixture
