@@ -22,10 +22,10 @@ Feed events (`Specflow-Event`, each also a line of the decision log) are `vocab.
 
 from __future__ import annotations
 
+from copy import deepcopy
+from dataclasses import field, replace
 from datetime import datetime, timedelta
 from typing import assert_never
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from specflowd.core.budget import allowance, describe_stop
 from specflowd.core.events import (
@@ -61,6 +61,7 @@ from specflowd.core.events import (
 )
 from specflowd.core.plan import Plan
 from specflowd.core.prompts import PromptRequest
+from specflowd.core.records import record
 from specflowd.core.state import AgentRun, BatchState, Decision, OrchestrationState, Work
 from specflowd.core.vocab import (
     FINISHED,
@@ -167,11 +168,10 @@ REFUSALS: dict[EventType, str] = {
 }
 
 
-class Transition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+@record
+class Transition:
     state: OrchestrationState
-    actions: list[Action] = Field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
     refused: str | None = None
 
 
@@ -185,7 +185,7 @@ def step(state: OrchestrationState, event: Event) -> Transition:
     if not accepts(state, event.type):
         why = "orchestration {id} has not started" if state.started_at is None else REFUSALS[event.type]
         return Transition(state=state, refused=why.format(id=state.id, status=state.status.value))
-    m = _Machine(state.model_copy(deep=True), event.now)
+    m = _Machine(deepcopy(state), event.now)
     refused = m.dispatch(event)
     if refused is not None:
         return Transition(state=state, refused=refused)
@@ -343,7 +343,7 @@ class _Machine:
         heal = work.purpose == Purpose.HEAL
         a = allowance(s, work.phase, work.batch, heal)
         if not a.covers:
-            retry = work.model_copy(update={"purpose": Purpose.WORK, "fork": False}) if heal and work.batch else work
+            retry = replace(work, purpose=Purpose.WORK, fork=False) if heal and work.batch else work
             self.attention(describe_stop(s, a), retry, event=FeedEvent.BUDGET_STOPPED)
             return
         run = AgentRun(n=len(s.runs) + 1, phase=work.phase, batch=work.batch, purpose=work.purpose,
@@ -775,7 +775,7 @@ class _Machine:
         s = self.s
         how = ev.choice.value
         if ev.budget and ev.choice != RecoverChoice.ABORT:
-            s.config.budget = s.config.budget.model_copy(update=ev.budget)
+            s.config.budget = replace(s.config.budget, **ev.budget)
             how += " with budget " + ", ".join(f"{k} ${v:.2f}" for k, v in sorted(ev.budget.items()))
         if ev.choice == RecoverChoice.ABORT:
             self.set_status(Status.FAILED)
@@ -788,12 +788,12 @@ class _Machine:
 
     def retry(self, how: str) -> str | None:
         s = self.s
-        work = (s.next_work or self.fallback_work()).model_copy(update={"continues": False})
+        work = replace(s.next_work or self.fallback_work(), continues=False)
         if work.kind == WorkKind.AGENT and work.batch:
             b = s.batches[work.batch - 1]
             b.heal_attempts, b.followups, b.cost_at_retry, b.error = 0, 0, b.cost_usd, None
             b.status = BatchStatus.PENDING
-            work = work.model_copy(update={"purpose": Purpose.WORK, "fork": False, "resume_session": None})
+            work = replace(work, purpose=Purpose.WORK, fork=False, resume_session=None)
         if work.kind == WorkKind.AGENT:
             a = allowance(s, work.phase, work.batch, work.purpose == Purpose.HEAL)
             if not a.covers:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from string import Template
 
-from pydantic import BaseModel
+from specflowd.core.records import record
 
 NAMES = ("design", "analyze", "implement", "followup", "heal")
 
 
-class PromptRequest(BaseModel):
+@record
+class PromptRequest:
     """Which template to render, and the values the state machine knows."""
 
     template: str

@@ -5,7 +5,7 @@ agent supervisor and verify threads report back by posting events."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import assert_never
@@ -238,7 +238,7 @@ class Runner:
         values = dict(action.prompt.values)
         # The machine knows task ids; the prompt shows each task as its line of the task list.
         values["tasks"] = _task_lines(site, state.spec, action.task_ids) if action.task_ids else "none"
-        text = render(action.prompt.model_copy(update={"values": values}),
+        text = render(replace(action.prompt, values=values),
                       template(project, "prompts", f"{action.prompt.template}.md"), docs_worktree=str(site.docs.worktree))
         env = specflow_env(project=project.root, spec=state.spec, orchestration=state.id, tasks=action.task_ids,
                            inbox=project.requests)

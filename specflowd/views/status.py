@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from specflowd.core import records
 from specflowd.core.lint import lint, removal
 from specflowd.core.overview import summary
 from specflowd.core.rebuild import rebuild
@@ -124,4 +125,4 @@ def task_statuses(project: Project, spec: str) -> dict[str, TaskStatus]:
 def document(state: OrchestrationState, now: datetime, titles: Mapping[str, str] | None = None) -> dict[str, Any]:
     """What `status --json ID` prints (and the page's `/api/orchestrations/<id>` answers): the
     summary, with the whole state."""
-    return dict(summary(state, now, titles), state=state.model_dump(mode="json"))
+    return dict(summary(state, now, titles), state=records.dump(state))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from specflowd.core.events import AgentFinished, PlanReady, Recover, Start, TasksMarked, VerifyFinished
+from specflowd.core.vocab import RecoverChoice
 
 from .helpers import TASKS, Driver, failed, new_state, ok, plan_of, started
 
@@ -59,14 +60,14 @@ def test_recover_retry_skip_abort() -> None:
     d = started(auto_heal=False)
     d.send(AgentFinished, run_n=d.run_n(), result=failed())
     attention = d.state
-    d.send(Recover, choice="retry")
+    d.send(Recover, choice=RecoverChoice.RETRY)
     (run,) = d.actions("run_agent")
     assert (run.batch, run.purpose, run.resume_session) == (1, "work", None)
     d = Driver(attention)
-    d.send(Recover, choice="skip")
+    d.send(Recover, choice=RecoverChoice.SKIP)
     assert d.state.batches[0].status == "skipped" and d.actions("run_agent")[0].batch == 2
     d = Driver(attention)
-    d.send(Recover, choice="abort")
+    d.send(Recover, choice=RecoverChoice.ABORT)
     assert d.state.status == "failed" and "failed" in d.events()
 
 
