@@ -8,9 +8,16 @@ import tomllib
 from typing import TypeVar
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from specflowd.core.vocab import DESIGN_DOCS_BRANCH, DESIGN_DOCS_WORKTREE, AgentKind, LogLevel
+from specflowd.core.prices import Price
+from specflowd.core.vocab import (
+    DESIGN_DOCS_BRANCH,
+    DESIGN_DOCS_WORKTREE,
+    PERMISSION_MODES,
+    AgentKind,
+    LogLevel,
+)
 from specflowd.errors import UserError
 
 
@@ -47,10 +54,25 @@ class AgentConfig(_Section):
     command: str = "claude"
     model: str = "sonnet"
     fallback_model: str = "haiku"
+    # Added to what the prompts need (core/permissions.py), never replacing it.
     allowed_tools: list[str] = Field(default_factory=list)
     disallowed_tools: list[str] = Field(default_factory=lambda: ["AskUserQuestion"])
+    # "": specflowd's setting per CLI; else the CLI's own mode (vocab.PERMISSION_MODES).
+    permission_mode: str = ""
+    # Environment variables agents get besides what their CLI needs (core/environment.py); ["*"]: all.
+    env_pass: list[str] = Field(default_factory=list)
+    # USD per million tokens by model, over the shipped table (core/prices.py).
+    prices: dict[str, Price] = Field(default_factory=dict)
     max_turns: int = Field(50, ge=1)
     timeout_s: int = Field(3600, ge=1)
+
+    @model_validator(mode="after")
+    def _known_permission_mode(self) -> AgentConfig:
+        modes = PERMISSION_MODES[self.kind]
+        if self.permission_mode not in modes:
+            known = ", ".join(repr(m) for m in sorted(modes))
+            raise ValueError(f"permission_mode {self.permission_mode!r} is not one of {self.kind.value}'s: {known}")
+        return self
 
 
 class DaemonConfig(_Section):
@@ -100,4 +122,4 @@ def parse_config(text: str, model: type[M], where: str) -> M:
 def render_config(config: Config) -> str:
     # tomli-w writes no comments; README's configuration reference explains every key.
     header = "# specflowd project settings. Every key and its meaning: see README, 'Configuration'.\n\n"
-    return header + tomli_w.dumps(config.model_dump(mode="json"))
+    return header + tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))

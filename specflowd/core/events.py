@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from specflowd.core.plan import Plan
+from specflowd.core.prices import TokenUsage
 from specflowd.core.prompts import PromptRequest
 from specflowd.core.vocab import ErrorType, FeedEvent, MergeOutcome, Phase, Purpose, RecoverChoice, TaskStatus
 
@@ -46,6 +47,10 @@ class RunResult(_Data):
     stderr_tail: str = ""
     transcript_tail: str = ""
     resets_at: datetime | None = None  # when a usage limit lifts, if the CLI said
+    refused: list[str] = Field(default_factory=list)  # tool calls the CLI refused, named (`Bash(npm test)`)
+    tokens: dict[str, TokenUsage] = Field(default_factory=dict)  # by model; "" is the model the run was given
+    cost_estimated: bool = False  # cost_usd comes from tokens and prices, not from the CLI
+    unpriced: list[str] = Field(default_factory=list)  # models that used tokens but have no price
 
 
 # ---- events: what happened, as the shell reports it ----
@@ -67,6 +72,7 @@ class AgentStarted(_Event):
     pid_start_time: int | None = None
     log_file: str | None = None
     session_id: str | None = None
+    base_commit: str | None = None  # the work branch's tip when the run started: its commits come after
 
 
 class AgentSession(_Event):

@@ -59,8 +59,10 @@ from specflowd.core.events import (
     VerifyFinished,
     WriteState,
 )
+from specflowd.core.permissions import refusal
 from specflowd.core.plan import Plan
-from specflowd.core.prompts import PromptRequest
+from specflowd.core.prices import total
+from specflowd.core.prompts import PromptRequest, mark_word
 from specflowd.core.state import AgentRun, BatchState, Decision, OrchestrationState, Work
 from specflowd.core.vocab import (
     FINISHED,
@@ -362,6 +364,7 @@ class _Machine:
                        "first_task": tasks[0] if tasks else (b.task_ids[0] if b.task_ids else "T001")}
         else:
             values["first_task"] = next(iter(s.task_status), "T001")
+        values["first_task_arg"] = mark_word(values["first_task"])  # quoted for a shell: `'#20'`
         template = work.purpose if work.purpose in (Purpose.FOLLOWUP, Purpose.HEAL) else work.phase.value
         if work.purpose == Purpose.HEAL:
             values |= self.heal_values(work, b)
@@ -518,6 +521,7 @@ class _Machine:
             return f"run {ev.run_n} is not running"
         run.pid, run.pid_start_time, run.log_file = ev.pid, ev.pid_start_time, ev.log_file
         run.session_id = ev.session_id or run.session_id
+        run.base_commit = ev.base_commit or run.base_commit
         if self.s.status in TERMINAL and not run.stop_requested:
             self.stop(run, f"the orchestration is {self.s.status.value}")
         return None
@@ -545,6 +549,8 @@ class _Machine:
         run.ended_at, run.ok, run.error_type, run.error = self.now, r.ok, r.error_type, r.error
         run.exit_code, run.turns, run.cost_usd = r.exit_code, r.turns, r.cost_usd
         run.session_id = r.session_id or run.session_id
+        run.tokens = total(r.tokens) if r.tokens else run.tokens
+        run.cost_estimated, run.unpriced, run.refused = r.cost_estimated, r.unpriced, r.refused
         if not r.ok:
             run.stderr_tail, run.transcript_tail = r.stderr_tail[-TAIL_CHARS:], r.transcript_tail[-TAIL_CHARS:]
         s.total_cost_usd += r.cost_usd
@@ -586,6 +592,13 @@ class _Machine:
     def batch_run_ended(self, run: AgentRun, r: RunResult, b: BatchState, failure: str) -> None:
         s = self.s
         left = remaining_tasks(s, b)
+        if left and r.refused:
+            # Said to be a success or not, the CLI refused what the tasks need; a follow-up or a
+            # healer would be refused the same: the settings must change first.
+            run.ok, run.error_type = False, ErrorType.PERMISSION_DENIED
+            run.error = refusal(s.config.agent.kind, r.refused)
+            self.batch_failed(b, run, run.error, heal=False)
+            return
         if r.ok and not left:
             self.complete(b)
         elif r.ok and run.purpose == Purpose.WORK and b.followups == 0:
@@ -615,10 +628,10 @@ class _Machine:
         o = self.s.config.orchestration
         return o.auto_heal and attempts < o.max_heal_attempts
 
-    def batch_failed(self, b: BatchState, run: AgentRun, why: str) -> None:
+    def batch_failed(self, b: BatchState, run: AgentRun, why: str, heal: bool = True) -> None:
         s = self.s
         b.error = why
-        if self.can_heal(b.heal_attempts):
+        if heal and self.can_heal(b.heal_attempts):
             b.heal_attempts += 1
             b.status = BatchStatus.HEALING
             self.go(self.heal_work(Phase.IMPLEMENT, b.index, run))

@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from specflowd.core.config import AgentConfig, BudgetConfig, OrchestrationConfig
+from specflowd.core.prices import TokenUsage
 from specflowd.core.vocab import (
     ACTIVE,
     Awaiting,
@@ -66,6 +67,11 @@ class AgentRun(Model):
     stderr_tail: str | None = None  # kept for a failed run: a healer is given them
     transcript_tail: str | None = None
     stop_requested: bool = False  # the machine asked the shell to stop it (pause, cancel)
+    base_commit: str | None = None  # the work branch's tip when it started: the run's commits come after
+    tokens: TokenUsage | None = None  # all models together
+    cost_estimated: bool = False  # cost_usd was worked out from tokens and prices
+    unpriced: list[str] = Field(default_factory=list)  # models it used that have no price
+    refused: list[str] = Field(default_factory=list)  # tool calls its CLI refused
 
 
 class BatchState(Model):
@@ -127,3 +133,8 @@ class OrchestrationState(Model):
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def cost_estimated(self) -> bool:
+        """Some of the cost was worked out from tokens (or could not be: a model had no price)."""
+        return any(r.cost_estimated or r.unpriced for r in self.runs)

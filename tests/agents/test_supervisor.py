@@ -98,8 +98,9 @@ def test_claude_error_types(fake_bin: Path, repo: Path, scenario, harness: Harne
     ("claude", {"model": "sonnet", "fallback_model": "haiku", "allowed_tools": ["Read", "Edit"],
                 "disallowed_tools": ["AskUserQuestion"], "max_turns": 50, "max_budget_usd": 5.0,
                 "append_system_prompt": "Mark tasks as you go.", "permission_mode": "acceptEdits"}),
-    ("codex", {"model": "gpt-5-codex", "permission_mode": "bypassPermissions"}),
-    ("gemini", {"model": "gemini-2.5-pro", "allowed_tools": ["write_file"]}),
+    ("codex", {"model": "gpt-5-codex", "write_dirs": [Path("/tmp/x/.git")]}),
+    ("codex", {"model": "gpt-5-codex", "permission_mode": "danger-full-access"}),
+    ("gemini", {"model": "gemini-2.5-pro", "read_dirs": [Path("/tmp/docs")]}),
 ])
 def test_every_flag_the_adapters_pass_is_one_the_cli_knows(fake_bin: Path, repo: Path, scenario, harness: Harness,
                                                             kind: str, options: dict) -> None:
@@ -242,6 +243,10 @@ def test_codex_and_gemini_resume_their_sessions(fake_bin: Path, repo: Path, scen
                           run_id="c")
     assert again.ok and again.session_id == first.session_id
     assert unknown.error_type is ErrorType.INVALID_SESSION
+    if registry.adapter_for(kind).forks:  # Codex: `exec fork ID`, a new thread with the history
+        forked = harness.run(req(repo, kind, resume_session_id=first.session_id, fork_session=True),
+                             log_path(repo, "o1", 4, "implement"), run_id="d")
+        assert forked.ok and forked.session_id not in (None, first.session_id)
 
 
 def test_agents_run_below_the_daemon_and_so_does_their_session(repo: Path, harness: Harness) -> None:
