@@ -104,5 +104,4 @@ def _assistant(event: dict[str, Any], session: str | None) -> Observation:
     return Observation(session_id=session, tool=tool, task_id=task, text=text, turn=True)
 
 
-ADAPTER = Adapter(kind="claude", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS, resumes=True,
-                  forks=True)
+ADAPTER = Adapter(kind="claude", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS)

@@ -75,4 +75,4 @@ def _tokens(models: object) -> dict[str, TokenUsage] | None:
 
 # Gemini cannot fork a session: a healer starts a fresh one with the failure's context.
 ADAPTER = Adapter(kind="gemini", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS,
-                  exit_codes={_TURN_LIMIT: ErrorType.MAX_TURNS}, resumes=True)
+                  exit_codes={_TURN_LIMIT: ErrorType.MAX_TURNS})

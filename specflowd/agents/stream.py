@@ -126,8 +126,6 @@ class Adapter:
     # Only lines holding one of these can tell anything (empty: every line can). Most of a stream
     # is text and tool output; the supervisor does not even decode those lines.
     keys: tuple[str, ...] = ()
-    resumes: bool = False  # `resume_session_id` continues a session
-    forks: bool = False  # with `fork_session`, into a new session that keeps the history
 
 
 def conclude(adapter: Adapter, t: Transcript, exit: Exit, now: datetime, transcript_tail: str = "") -> RunResult:

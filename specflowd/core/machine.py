@@ -66,6 +66,8 @@ from specflowd.core.prompts import PromptRequest, mark_word
 from specflowd.core.state import AgentRun, BatchState, Decision, OrchestrationState, Work
 from specflowd.core.vocab import (
     FINISHED,
+    FORKS,
+    RESUMES,
     TAIL_CHARS,
     TERMINAL,
     Awaiting,
@@ -471,7 +473,7 @@ class _Machine:
     def continuation(self, run: AgentRun) -> Work:
         """Pick up an interrupted run: its session resumed if it has one, else the same run again."""
         return Work(kind=WorkKind.AGENT, phase=run.phase, batch=run.batch, purpose=run.purpose,
-                    resume_session=run.session_id, after_run=run.n, continues=True)
+                    resume_session=self.resumable(run.session_id), after_run=run.n, continues=True)
 
     # ---- events ----
 
@@ -604,7 +606,7 @@ class _Machine:
         elif r.ok and run.purpose == Purpose.WORK and b.followups == 0:
             b.followups += 1
             self.go(Work(kind=WorkKind.AGENT, phase=Phase.IMPLEMENT, batch=b.index, purpose=Purpose.FOLLOWUP,
-                         resume_session=run.session_id, after_run=run.n))
+                         resume_session=self.resumable(run.session_id), after_run=run.n))
         else:
             why = failure if not r.ok else f"run {run.n} ended but {', '.join(left)} not marked done"
             self.batch_failed(b, run, why)
@@ -620,9 +622,13 @@ class _Machine:
         self.next_batch()
 
     def heal_work(self, phase: Phase, batch: int | None, run: AgentRun | None) -> Work:
-        session = run.session_id if run else None
+        session = run.session_id if run and self.s.config.agent.kind in FORKS else None
         return Work(kind=WorkKind.AGENT, phase=phase, batch=batch, purpose=Purpose.HEAL, resume_session=session,
                     fork=session is not None, after_run=run.n if run else None)
+
+    def resumable(self, session: str | None) -> str | None:
+        """The session to continue, when the CLI can continue one (else a fresh session, with context)."""
+        return session if self.s.config.agent.kind in RESUMES else None
 
     def can_heal(self, attempts: int) -> bool:
         o = self.s.config.orchestration

@@ -188,6 +188,12 @@ class StopReason(StrEnum):
     UNREACHABLE = "unreachable"  # the CLI kept waiting for a model API it could not reach
 
 
+# Which CLIs can continue a session (`--resume`, `exec resume`), and which can fork one into a new
+# session that keeps its history. A healer forks where it can; elsewhere it starts a fresh session
+# with the failure's context, as does a follow-up where nothing can be resumed.
+RESUMES = frozenset({AgentKind.CLAUDE, AgentKind.CODEX, AgentKind.GEMINI})
+FORKS = frozenset({AgentKind.CLAUDE, AgentKind.CODEX})
+
 # `[agent] permission_mode`: "" is specflowd's own setting for each CLI (what the implement prompt
 # needs: edit files, commit, `specflowd mark`, the verify command; README, "Agents"); anything else
 # is the CLI's own word, passed to it: Claude Code's --permission-mode, Codex's sandbox mode,

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import assert_never
 
 from specflowd.agents.process import is_alive, specflow_env
-from specflowd.agents.registry import adapter_for
 from specflowd.agents.result import (
     AgentRequest,
     RunFinished,
@@ -253,17 +252,13 @@ class Runner:
         values["tasks"] = _task_lines(site, state.spec, action.task_ids) if action.task_ids else "none"
         text = render(action.prompt.model_copy(update={"values": values}),
                       template(project, "prompts", f"{action.prompt.template}.md"), docs_worktree=str(site.docs.worktree))
-        adapter = adapter_for(cfg.kind)
-        # A session the CLI cannot continue (or fork) is not asked for: the run starts a fresh one,
-        # and its prompt carries the context (the failure, the tasks done and left).
-        resume = action.resume_session if adapter.forks or (adapter.resumes and not action.fork) else None
         git_dir, common_dir = git.git_dirs(cwd)
         request = AgentRequest(
             kind=cfg.kind, command=cfg.command, prompt=text, cwd=cwd, model=cfg.model or None,
             fallback_model=cfg.fallback_model or None, allowed_tools=cfg.allowed_tools,
             disallowed_tools=cfg.disallowed_tools, max_turns=cfg.max_turns,
             max_budget_usd=action.max_budget_usd if action.max_budget_usd > 0 else None,
-            timeout_s=cfg.timeout_s, resume_session_id=resume, fork_session=action.fork and resume is not None,
+            timeout_s=cfg.timeout_s, resume_session_id=action.resume_session, fork_session=action.fork,
             permission_mode=cfg.permission_mode, verify_command=state.config.orchestration.verify_command,
             read_dirs=[site.docs.worktree], write_dirs=[common_dir, git_dir, project.requests],
             env_pass=cfg.env_pass, env=self._agent_env(project, state, action, cwd))

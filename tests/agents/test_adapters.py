@@ -98,7 +98,6 @@ def test_gemini_argv_trusts_the_worktree_and_approves_in_headless_mode() -> None
     assert pairs["--approval-mode"] == "yolo" and "--skip-trust" in argv
     assert pairs["--include-directories"] == "/p/docs"
     assert "--allowed-tools" not in argv  # Claude Code's tool names mean nothing to Gemini
-    assert not adapter_for("gemini").forks and adapter_for("gemini").resumes
 
 
 def test_claude_result_names_refused_calls_and_tokens_per_model() -> None:

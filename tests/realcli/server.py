@@ -40,6 +40,8 @@ TASK_LINE = re.compile(r"^- \[[ ~]\] .*\(mark: specflowd mark (.+?) --done\)\s*$
 CWD = re.compile(r"(?:Primary working directory: |<cwd>|Workspace Directories:\**\s*- )([^\s<]+)")
 STEPS = ("write", "add", "commit", "mark")  # what the agent does for each task, one tool call each
 FOLDER = "specflow-real"
+OUTPUT_TOKENS = 40  # reported for every answer
+REFUSING = frozenset({"hang", "overload", "http_400", "usage_limit", "error_mid"})  # no usage is reported
 
 
 @dataclass
@@ -74,6 +76,8 @@ class Logged:
     fault: str | None = None
     session: str | None = None
     last_result: str = ""  # what the CLI said its last tool call gave
+    history: int = 0  # turns before the prompt: the earlier conversation of a resumed or forked session
+    usage: tuple[int, int] = (0, 0)  # input and output tokens reported for this request
     at: float = field(default_factory=time.time)
 
 
@@ -401,14 +405,18 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._stray()
 
-    def _decide(self, api: str, conv: Conversation) -> tuple[Move, Fault | None]:
+    def _decide(self, api: str, conv: Conversation, raw: bytes) -> tuple[Move, Fault | None, int]:
+        """The move, the fault to play and the input tokens to report; the request is logged."""
         move, fault, kind, calls = decide(conv, self.owner.script)
         index, prompt = latest_prompt(conv)
+        refused = fault is not None and fault.kind in REFUSING
+        tokens = fault.tokens if fault and fault.kind == "expensive" else _usage_tokens(raw)
         self.owner.record(Logged(api=api, path=self.path, model=conv.model, prompt_kind=kind, tools=conv.tools,
                                  turns=len(conv.turns), calls_since_prompt=calls, prompt=prompt,
                                  fault=fault.kind if fault else None, session=conv.session,
-                                 last_result=next((t.text for t in reversed(conv.turns) if t.role == "result"), "")))
-        return move, fault
+                                 last_result=next((t.text for t in reversed(conv.turns) if t.role == "result"), ""),
+                                 history=max(0, index), usage=(0, 0) if refused else (tokens, OUTPUT_TOKENS)))
+        return move, fault, tokens
 
     def _refuse(self, api: str, fault: Fault) -> bool:
         """Play a fault that replaces the response; False when the move is to be played after all."""
@@ -422,9 +430,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(503, {"error": {"code": 503, "message": "The model is overloaded.",
                                            "status": "UNAVAILABLE"}})
         elif fault.kind == "http_400":
+            # Not to be retried (Anthropic's SDK honours x-should-retry): the run fails now.
             self._json(400, {"type": "error", "error": {"type": "invalid_request_error", "code": 400,
                                                        "message": "scripted failure: bad request",
-                                                       "status": "INVALID_ARGUMENT"}})
+                                                       "status": "INVALID_ARGUMENT"}}, {"x-should-retry": "false"})
         elif fault.kind == "usage_limit":
             self._usage_limit(api, reset, fault.reset_in_s)
         else:
@@ -451,39 +460,43 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _anthropic(self, body: dict[str, Any], headers: dict[str, str], raw: bytes) -> None:
         conv = anthropic_conversation(body, headers)
-        if not any(t.role == "user" and TASK_LINE.search(t.text) for t in conv.turns) or not body.get("stream"):
-            # A side request (a title, a summary, a quota probe): answer it plainly.
-            conv_move: Move = Move(text="OK.")
-            fault = None
-            self.owner.record(Logged(api="anthropic", path=self.path, model=conv.model, prompt_kind="other",
-                                     tools=conv.tools, turns=len(conv.turns), calls_since_prompt=0, prompt=""))
-        else:
-            conv_move, fault = self._decide("anthropic", conv)
+        fault = None
+        if any(t.role == "user" and TASK_LINE.search(t.text) for t in conv.turns):
+            move, fault, tokens = self._decide("anthropic", conv, raw)
             if fault is not None and self._refuse("anthropic", fault):
                 return
+        else:  # a side request (a title, a summary): answered plainly
+            move, tokens = Move(text="OK."), _usage_tokens(raw)
+            self.owner.record(Logged(api="anthropic", path=self.path, model=conv.model, prompt_kind="other",
+                                     tools=conv.tools, turns=len(conv.turns), calls_since_prompt=0, prompt=""))
         model = body.get("model", "claude")
-        tokens = fault.tokens if fault and fault.kind == "expensive" else _usage_tokens(raw)
-        msg_id = f"msg_{uuid.uuid4().hex[:20]}"
-        chunks = [_sse("message_start", {"type": "message_start", "message": {
-            "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": tokens, "output_tokens": 1, "cache_creation_input_tokens": 0,
-                      "cache_read_input_tokens": 0}}})]
-        if conv_move.tool is None:
-            block = {"type": "text", "text": ""}
-            delta = {"type": "text_delta", "text": conv_move.text}
+        usage = {"input_tokens": tokens, "output_tokens": OUTPUT_TOKENS, "cache_creation_input_tokens": 0,
+                 "cache_read_input_tokens": 0}
+        if move.tool is None:
+            block: dict[str, Any] = {"type": "text", "text": move.text}
             stop = "end_turn"
         else:
-            name, args = self._anthropic_tool(conv_move, conv.cwd)
-            block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": name, "input": {}}
-            delta = {"type": "input_json_delta", "partial_json": json.dumps(args)}
+            name, args = self._anthropic_tool(move, conv.cwd)
+            block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": name, "input": args}
             stop = "tool_use"
-        chunks += [
-            _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}),
+        message = {"id": f"msg_{uuid.uuid4().hex[:20]}", "type": "message", "role": "assistant", "model": model,
+                   "content": [block], "stop_reason": stop, "stop_sequence": None, "usage": usage}
+        if not body.get("stream"):
+            self._json(200, message)
+            return
+        if block["type"] == "text":
+            start, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": move.text}
+        else:
+            start = {**block, "input": {}}
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+        chunks = [
+            _sse("message_start", {"type": "message_start", "message": {
+                **message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}}),
+            _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": start}),
             _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}),
             _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
             _sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                                   "usage": {"output_tokens": 40}}),
+                                   "usage": {"output_tokens": OUTPUT_TOKENS}}),
             _sse("message_stop", {"type": "message_stop"}),
         ]
         if fault is not None and fault.kind == "error_mid":
@@ -502,10 +515,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _responses(self, body: dict[str, Any], headers: dict[str, str], raw: bytes) -> None:
         conv = responses_conversation(body, headers)
-        move, fault = self._decide("responses", conv)
+        move, fault, tokens = self._decide("responses", conv, raw)
         if fault is not None and self._refuse("responses", fault):
             return
-        tokens = fault.tokens if fault and fault.kind == "expensive" else _usage_tokens(raw)
         resp_id = f"resp_{uuid.uuid4().hex[:20]}"
         if move.tool is None:
             item: dict[str, Any] = {"type": "message", "role": "assistant", "id": f"msg_{uuid.uuid4().hex[:16]}",
@@ -517,8 +529,8 @@ class _Handler(BaseHTTPRequestHandler):
         response = {"id": resp_id, "object": "response", "created_at": int(time.time()), "status": "completed",
                     "model": body.get("model", ""), "output": [item],
                     "usage": {"input_tokens": tokens, "input_tokens_details": {"cached_tokens": 0},
-                              "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 0},
-                              "total_tokens": tokens + 40}}
+                              "output_tokens": OUTPUT_TOKENS, "output_tokens_details": {"reasoning_tokens": 0},
+                              "total_tokens": tokens + OUTPUT_TOKENS}}
         chunks = [
             _sse("response.created", {"type": "response.created", "response": {**response, "status": "in_progress",
                                                                                "output": []}}),
@@ -556,10 +568,9 @@ class _Handler(BaseHTTPRequestHandler):
                                "complexity_reasoning": "scripted", "complexity_score": 10})
             self._gemini_reply(method, [{"text": text}], _usage_tokens(raw), model)
             return
-        move, fault = self._decide("gemini", conv)
+        move, fault, tokens = self._decide("gemini", conv, raw)
         if fault is not None and self._refuse("gemini", fault):
             return
-        tokens = fault.tokens if fault and fault.kind == "expensive" else _usage_tokens(raw)
         if move.tool is None:
             parts: list[dict[str, Any]] = [{"text": move.text}]
         elif move.tool == "write" and conv.cwd and "write_file" in conv.tools:
@@ -573,8 +584,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _gemini_reply(self, method: str, parts: list[dict[str, Any]], tokens: int, model: str,
                       cut: bool = False) -> None:
         data = {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": {"promptTokenCount": tokens, "candidatesTokenCount": 40,
-                                  "totalTokenCount": tokens + 40},
+                "usageMetadata": {"promptTokenCount": tokens, "candidatesTokenCount": OUTPUT_TOKENS,
+                                  "totalTokenCount": tokens + OUTPUT_TOKENS},
                 "modelVersion": model}
         if method == "generateContent":
             self._json(200, data)

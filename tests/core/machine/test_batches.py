@@ -123,3 +123,19 @@ def test_runs_keep_their_tokens_their_start_commit_and_whether_the_cost_is_an_es
     run = d.state.runs[0]
     assert run.base_commit == "abc123" and run.tokens == TokenUsage(input=11, output=2)
     assert run.cost_estimated and run.unpriced == ["x"] and d.state.cost_estimated
+
+
+def test_a_cli_that_cannot_fork_heals_in_a_fresh_session_with_the_failures_context() -> None:
+    from specflowd.core.config import AgentConfig
+
+    state = new_state(skip_analyze=True)
+    state.config.agent = AgentConfig(kind="gemini", command="gemini")
+    d = Driver(state)
+    d.send(Start, plan=plan_of(TASKS))
+    d.send(AgentFinished, run_n=d.run_n(), result=ok(session="g-1"), task_status={"T001": "done"})
+    (follow,) = d.actions("run_agent")  # Gemini resumes its own session for a follow-up
+    assert follow.purpose == "followup" and follow.resume_session == "g-1"
+    d.send(AgentFinished, run_n=follow.n, result=failed(session="g-1"), task_status={"T001": "done"})
+    (heal,) = d.actions("run_agent")  # but cannot fork it for a healer
+    assert (heal.purpose, heal.resume_session, heal.fork) == ("heal", None, False)
+    assert "it broke" in heal.prompt.values["error"] and heal.prompt.values["tasks_remaining"] == "T002"
