@@ -104,4 +104,5 @@ def _assistant(event: dict[str, Any], session: str | None) -> Observation:
     return Observation(session_id=session, tool=tool, task_id=task, text=text, turn=True)
 
 
-ADAPTER = Adapter(kind="claude", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS)
+ADAPTER = Adapter(kind="claude", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS,
+                  session_totals=True)

@@ -99,4 +99,5 @@ def _item(item: dict[str, Any]) -> Observation | None:
     return None
 
 
-ADAPTER = Adapter(kind="codex", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS)
+ADAPTER = Adapter(kind="codex", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS,
+                  session_totals=True)

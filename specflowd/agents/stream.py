@@ -19,7 +19,8 @@ from specflowd.core.prices import TokenUsage
 from specflowd.core.vocab import TAIL_CHARS, ErrorType, StopReason
 
 _NO_SESSION = re.compile(
-    r"No conversation found with session ID|no (?:rollout|session|thread) found|Invalid session identifier", re.I)
+    r"No conversation found with session ID|no (?:rollout|session|thread) found|Invalid session identifier"
+    r"|No previous sessions found", re.I)
 # How an agent names the task it works on: a `specflowd mark` call (the id quoted or not) or a commit trailer.
 _TASK = re.compile(r"(?:specflowd\s+mark\s+['\"]?|Specflow-Task:\s*)(T\d{3,}[a-z]?|\d+(?:\.\d+)*\.?|#\d+)")
 
@@ -126,6 +127,9 @@ class Adapter:
     # Only lines holding one of these can tell anything (empty: every line can). Most of a stream
     # is text and tool output; the supervisor does not even decode those lines.
     keys: tuple[str, ...] = ()
+    # The cost and tokens a run reports are its session's totals so far, resumed or forked
+    # sessions included (Claude Code, Codex), not the run's own.
+    session_totals: bool = False
 
 
 def conclude(adapter: Adapter, t: Transcript, exit: Exit, now: datetime, transcript_tail: str = "") -> RunResult:

@@ -51,6 +51,10 @@ class RunResult(_Data):
     tokens: dict[str, TokenUsage] = Field(default_factory=dict)  # by model; "" is the model the run was given
     cost_estimated: bool = False  # cost_usd comes from tokens and prices, not from the CLI
     unpriced: list[str] = Field(default_factory=list)  # models that used tokens but have no price
+    # What a CLI that reports its session's running totals said (Claude Code, Codex): cost_usd and
+    # tokens above are this run's share, these totals less those of the session it continued.
+    session_cost_usd: float | None = None
+    session_tokens: dict[str, TokenUsage] = Field(default_factory=dict)
 
 
 # ---- events: what happened, as the shell reports it ----

@@ -553,6 +553,7 @@ class _Machine:
         run.session_id = r.session_id or run.session_id
         run.tokens = total(r.tokens) if r.tokens else run.tokens
         run.cost_estimated, run.unpriced, run.refused = r.cost_estimated, r.unpriced, r.refused
+        run.session_cost_usd, run.session_tokens = r.session_cost_usd, r.session_tokens
         if not r.ok:
             run.stderr_tail, run.transcript_tail = r.stderr_tail[-TAIL_CHARS:], r.transcript_tail[-TAIL_CHARS:]
         s.total_cost_usd += r.cost_usd

@@ -33,6 +33,12 @@ class TokenUsage(BaseModel):
                           cache_read=self.cache_read + other.cache_read,
                           cache_write=self.cache_write + other.cache_write)
 
+    def minus(self, other: TokenUsage) -> TokenUsage:
+        """What was used since `other` was: for CLIs that report a session's running totals."""
+        return TokenUsage(input=max(0, self.input - other.input), output=max(0, self.output - other.output),
+                          cache_read=max(0, self.cache_read - other.cache_read),
+                          cache_write=max(0, self.cache_write - other.cache_write))
+
     @property
     def total(self) -> int:
         return self.input + self.output + self.cache_read + self.cache_write

@@ -72,6 +72,8 @@ class AgentRun(Model):
     cost_estimated: bool = False  # cost_usd was worked out from tokens and prices
     unpriced: list[str] = Field(default_factory=list)  # models it used that have no price
     refused: list[str] = Field(default_factory=list)  # tool calls its CLI refused
+    session_cost_usd: float | None = None  # its session's running totals at its end, as its CLI said
+    session_tokens: dict[str, TokenUsage] = Field(default_factory=dict)
 
 
 class BatchState(Model):

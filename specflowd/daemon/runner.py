@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import assert_never
 
 from specflowd.agents.process import is_alive, specflow_env
+from specflowd.agents.registry import adapter_for
 from specflowd.agents.result import (
     AgentRequest,
     RunFinished,
@@ -55,7 +56,7 @@ from specflowd.core.prompts import render, task_line
 from specflowd.core.state import AgentRun, OrchestrationState
 from specflowd.core.tasklist import TaskListError
 from specflowd.core.trailers import event_message
-from specflowd.core.vocab import ErrorCode, ErrorType, FeedEvent, MergeOutcome, TaskStatus
+from specflowd.core.vocab import AgentKind, ErrorCode, ErrorType, FeedEvent, MergeOutcome, TaskStatus
 from specflowd.daemon.loop import Loop
 from specflowd.daemon.site import Site
 from specflowd.daemon.verify import Verifier
@@ -329,7 +330,7 @@ class Runner:
         found = self._site_run(run_id)
         if found is None:
             return
-        site, state, _ = found
+        site, state, n = found
         launched = self.launched.pop(run_id, None)
         if launched and result.error_type == ErrorType.INVALID_SESSION and launched[0].resume_session_id:
             # The session was never saved, or is gone: the same prompt in a fresh session, rather
@@ -343,6 +344,9 @@ class Runner:
             return
         worktrees.unlock(site.project, state.spec)
         self.loop.post(Rescan())
+        run = _agent_run(state, n)
+        continued = launched[0].resume_session_id if launched else run.resumed_from if run else None
+        result = own_share(result, state.config.agent.kind, _session_end(state, continued, n))
         self.loop.post(RunEnded(run_id, priced(result, state.config.agent)))
 
     def _on_run_ended(self, e: RunEnded) -> None:
@@ -396,6 +400,27 @@ def _task_lines(site: Site, spec: str, task_ids: list[str]) -> str:
             continue
         lines.append(task_line(task_id, task.box, task.description.strip()))
     return "\n".join(lines)
+
+
+def _session_end(state: OrchestrationState, session: str | None, before: int) -> AgentRun | None:
+    """The last run (before run `before`) that ended in `session`: what its CLI said of it then."""
+    if session is None:
+        return None
+    return next((r for r in reversed(state.runs) if r.n < before and r.session_id == session and r.ended_at), None)
+
+
+def own_share(result: RunResult, kind: AgentKind, continued: AgentRun | None) -> RunResult:
+    """A run's own cost and tokens, where its CLI reports its session's running totals (Claude Code's
+    total_cost_usd and modelUsage, Codex's usage grow across `--resume` and forks): those totals
+    less what the session it continued had reached."""
+    if not adapter_for(kind).session_totals:
+        return result
+    base_cost = continued.session_cost_usd if continued and continued.session_cost_usd is not None else 0.0
+    base_tokens = continued.session_tokens if continued else {}
+    tokens = {m: used.minus(base_tokens[m]) if m in base_tokens else used for m, used in result.tokens.items()}
+    return result.model_copy(update={
+        "session_cost_usd": result.cost_usd, "session_tokens": result.tokens, "tokens": tokens,
+        "cost_usd": round(max(0.0, result.cost_usd - base_cost), 6)})
 
 
 def priced(result: RunResult, cfg: AgentConfig) -> RunResult:

@@ -193,6 +193,7 @@ def test_claude_progress_sees_tool_and_task() -> None:
     ([INIT, claude_result("success", True, "Claude AI usage limit reached|1767225600")], 1, "", ErrorType.RATE_LIMITED),
     ([INIT, claude_result("error_during_execution", True, "boom")], 1, "", ErrorType.PROCESS_FAILED),
     ([], 1, "No conversation found with session ID: abc", ErrorType.INVALID_SESSION),
+    ([], 42, "Error resuming session: No previous sessions found for this project.", ErrorType.INVALID_SESSION),
     ([INIT, "not json at all"], 0, "", ErrorType.BAD_OUTPUT),
     ([INIT, '{"type":"assis'], -9, "", ErrorType.PROCESS_FAILED),
     ([INIT], None, "", ErrorType.TIMEOUT),

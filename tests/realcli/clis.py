@@ -38,8 +38,12 @@ CLIS = {
 }
 
 
+# Read once, on import: the tests give every test a HOME of its own.
+_CACHE = Path(os.environ.get("SPECFLOWD_TEST_CLIS") or Path.home() / ".cache" / "specflowd-test-clis")
+
+
 def cache() -> Path:
-    return Path(os.environ.get("SPECFLOWD_TEST_CLIS") or Path.home() / ".cache" / "specflowd-test-clis")
+    return _CACHE
 
 
 def installed_version(cli: Cli) -> str | None:
