@@ -46,7 +46,8 @@ def _sandbox(req: AgentRequest) -> list[str]:
     and mark without the sandbox being switched off."""
     if req.permission_mode:
         return ["-s", req.permission_mode]
-    rules: dict[str, str | dict[str, str]] = {":root": "read", ":project_roots": {".": "write"}, ":tmpdir": "write"}
+    rules: dict[str, str | dict[str, str]] = {":root": "read", ":project_roots": {".": "write"}, ":tmpdir": "write",
+                                              ":slash_tmp": "write"}
     rules.update({str(folder): "write" for folder in req.write_dirs})
     entries = ", ".join(f"{json.dumps(k)}={_toml(v)}" for k, v in rules.items())
     return ["-c", f'default_permissions="{PROFILE}"', "-c", f"permissions.{PROFILE}={{filesystem={{{entries}}}}}"]

@@ -8,8 +8,8 @@ move, and the move is written back in the request's own protocol.
 
 The scripted agent does what the implement prompt asks, with real tool calls: for each task it is
 given (read from the prompt's task lines, `(mark: specflowd mark ID --done)`), it writes a file,
-`git add`s it, commits it with the `Specflow-Task:` trailer and runs `specflowd mark`, then ends with
-a final message. Its progress is read from the conversation itself (the tool calls made since the
+`git add`s and commits it with the `Specflow-Task:` trailer and runs `specflowd mark` (three tool
+calls), then ends with a final message. Its progress is read from the conversation itself (the tool calls made since the
 latest prompt), so a resumed or forked session goes on where the history says.
 
 Faults are played on demand (`Fault`): an overload (HTTP 529 / 503), a usage limit with a reset
@@ -38,7 +38,7 @@ from typing import Any
 TASK_LINE = re.compile(r"^- \[[ ~]\] .*\(mark: specflowd mark (.+?) --done\)\s*$", re.M)
 # Where each CLI says the agent works: Claude's environment section, Codex's <cwd>, Gemini's workspace list.
 CWD = re.compile(r"(?:Primary working directory: |<cwd>|Workspace Directories:\**\s*- )([^\s<]+)")
-STEPS = ("write", "add", "commit", "mark")  # what the agent does for each task, one tool call each
+STEPS = ("write", "commit", "mark")  # what the agent does for each task, one tool call each
 FOLDER = "specflow-real"
 OUTPUT_TOKENS = 40  # reported for every answer
 REFUSING = frozenset({"hang", "overload", "http_400", "usage_limit", "error_mid"})  # no usage is reported
@@ -50,6 +50,8 @@ class Fault:
 
     `at`: a task id (fires when the agent is about to start that task) or "*" (any request of an
     agent run). `during`: only in runs whose prompt is of this kind (implement, followup, heal).
+    `api`: only for requests of this protocol (anthropic, responses, gemini): one server serves
+    several CLIs at once.
     `times`: how many requests it fires for. Kinds: overload, usage_limit (`reset_in_s`), error_mid
     (the stream breaks after it began), http_400, hang, stop (the agent ends its turn, its tasks
     left), expensive (the move is played, reporting `tokens` of input)."""
@@ -57,6 +59,7 @@ class Fault:
     kind: str
     at: str = "*"
     during: str | None = None
+    api: str | None = None
     times: int = 1
     reset_in_s: int = 3
     tokens: int = 2_000_000
@@ -148,10 +151,8 @@ def move_for(task: str, step: str) -> Move:
     quoted = shlex.quote(task)
     if step == "write":
         return Move(tool="write", path=path, content=f"# {task}\n\nDone by the scripted agent.\n", task=task)
-    if step == "add":
-        return Move(tool="shell", command=f"git add -- {path}", task=task)
     if step == "commit":
-        return Move(tool="shell", command=f"git commit -q -m {shlex.quote(f'{task}: scripted work')} "
+        return Move(tool="shell", command=f"git add -- {path} && git commit -q -m {shlex.quote(f'{task}: scripted work')} "
                                           f"-m {shlex.quote(f'Specflow-Task: {task}')}", task=task)
     return Move(tool="shell", command=f"specflowd mark {quoted} --done", task=task)
 
@@ -167,11 +168,11 @@ class Script:
         with self.lock:
             self.faults.extend(faults)
 
-    def take(self, task: str | None, kind: str) -> Fault | None:
+    def take(self, task: str | None, kind: str, api: str) -> Fault | None:
         """The first fault that fires for this request (and count it)."""
         with self.lock:
             for f in self.faults:
-                if f.fired >= f.times or (f.during and f.during != kind):
+                if f.fired >= f.times or (f.during and f.during != kind) or (f.api and f.api != api):
                     continue
                 if f.at == "*" or f.at == task:
                     f.fired += 1
@@ -179,7 +180,7 @@ class Script:
         return None
 
 
-def decide(conv: Conversation, script: Script) -> tuple[Move, Fault | None, str, int]:
+def decide(conv: Conversation, script: Script, api: str) -> tuple[Move, Fault | None, str, int]:
     """The agent's next move for this conversation, the fault to play (if any), the prompt's kind and
     how many tool calls were made since the prompt."""
     index, prompt = latest_prompt(conv)
@@ -189,7 +190,7 @@ def decide(conv: Conversation, script: Script) -> tuple[Move, Fault | None, str,
     calls = sum(1 for t in conv.turns[index + 1:] if t.role == "call")
     tasks = tasks_of(prompt)
     task, step = plan(tasks, calls)
-    fault = script.take(task if step == "write" else None, kind) if kind != "other" else None
+    fault = script.take(task if step == "write" else None, kind, api) if kind != "other" else None
     if fault is not None and fault.kind == "stop":
         done = tasks[:calls // len(STEPS)]
         return Move(text=f"I stopped after {', '.join(done) or 'nothing'}."), fault, kind, calls
@@ -329,9 +330,6 @@ class ModelServer:
         with self._lock:
             self.log.append(entry)
 
-    def agent_requests(self) -> list[Logged]:
-        return [e for e in self.log if e.prompt_kind != "other"]
-
 
 class _Handler(BaseHTTPRequestHandler):
     owner: ModelServer
@@ -407,7 +405,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _decide(self, api: str, conv: Conversation, raw: bytes) -> tuple[Move, Fault | None, int]:
         """The move, the fault to play and the input tokens to report; the request is logged."""
-        move, fault, kind, calls = decide(conv, self.owner.script)
+        move, fault, kind, calls = decide(conv, self.owner.script, api)
         index, prompt = latest_prompt(conv)
         refused = fault is not None and fault.kind in REFUSING
         tokens = fault.tokens if fault and fault.kind == "expensive" else _usage_tokens(raw)

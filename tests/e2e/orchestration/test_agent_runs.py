@@ -24,30 +24,39 @@ def dumping_agent(project: Path, dump: Path) -> str:
     return str(script)
 
 
-def test_git_locations_never_reach_agents_or_verify_and_env_pass_decides_the_rest(
-        project: Path, start_daemon) -> None:
+def test_git_locations_never_reach_agents_or_the_verify_command(project: Path, start_daemon) -> None:
     """A daemon started with GIT_DIR set (from a hook, by hand) once had agents commit into that
     other repository while the orchestration said `completed`."""
     decoy = project.parent / "decoy"
     git(project.parent, "init", "-q", "-b", "main", str(decoy))
     git(decoy, "commit", "-q", "--allow-empty", "-m", "the decoy's only commit")
     agent_env, verify_env = project.parent / "agent.env", project.parent / "verify.env"
-    configure(project, agent={"command": dumping_agent(project, agent_env), "env_pass": ["KEEP_*"]},
+    configure(project, agent={"command": dumping_agent(project, agent_env)},
               orchestration={"verify_command": f"sh -c 'env > {verify_env}'"})
     start_daemon(project, env={"GIT_DIR": str(decoy / ".git"), "GIT_WORK_TREE": str(decoy),
-                               "GIT_INDEX_FILE": str(decoy / ".git" / "index"),
-                               "KEEP_ME": "kept", "CLOUD_TOKEN": "secret"})
+                               "GIT_INDEX_FILE": str(decoy / ".git" / "index")})
     oid = start(project)
     s = wait_status(project, oid, {"completed", "needs_attention"})
     assert s["status"] == "completed", s["error"]
     assert git(decoy, "rev-list", "--count", "--all").strip() == "1"
     assert len(git(project, "ls-tree", "--name-only", "main", "specflow-demo/").split()) == 4
-    agent, verify = env_file(agent_env), env_file(verify_env)
-    for env in (agent, verify):
+    for env in (env_file(agent_env), env_file(verify_env)):
         assert not {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"} & set(env)
-    assert agent["KEEP_ME"] == "kept" and "CLOUD_TOKEN" not in agent  # agents: only what is passed
-    assert verify["CLOUD_TOKEN"] == "secret"  # the project's own verify command keeps the rest
+
+
+def test_agents_get_what_their_cli_needs_and_what_env_pass_names(project: Path, start_daemon) -> None:
+    agent_env, verify_env = project.parent / "agent.env", project.parent / "verify.env"
+    configure(project, agent={"command": dumping_agent(project, agent_env), "env_pass": ["KEEP_*"]},
+              orchestration={"verify_command": f"sh -c 'env > {verify_env}'"})
+    start_daemon(project, env={"KEEP_ME": "kept", "CLOUD_TOKEN": "secret", "SSH_AUTH_SOCK": "/tmp/agent.sock"})
+    oid = start(project)
+    s = wait_status(project, oid, {"completed", "needs_attention"})
+    assert s["status"] == "completed", s["error"]
+    agent, verify = env_file(agent_env), env_file(verify_env)
+    assert agent["KEEP_ME"] == "kept" and not {"CLOUD_TOKEN", "SSH_AUTH_SOCK"} & set(agent)
+    assert agent["HOME"] == os.environ["HOME"] and agent["SPECFLOW_SPEC"] == "demo"
     assert agent["GIT_AUTHOR_NAME"] == "Test User"  # the repository's identity, given to the agent
+    assert verify["CLOUD_TOKEN"] == "secret"  # the project's own verify command keeps the rest
 
 
 def test_agents_find_this_specflowd_where_path_has_none(project: Path, start_daemon, bin_dir: Path) -> None:
