@@ -5,6 +5,7 @@ while no daemon watched, and a session that cannot be resumed."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def test_agents_find_this_specflowd_where_path_has_none(project: Path, start_dae
     """As under systemd: the daemon is started by its full path, and PATH has no specflowd."""
     dump = project.parent / "agent.env"
     configure(project, agent={"command": dumping_agent(project, dump)})
-    bare_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != str(bin_dir))
+    # git and a shell, nothing else: no folder with a specflowd in it.
+    bare_path = os.pathsep.join(sorted({str(Path(shutil.which(p) or "/usr/bin/x").parent) for p in ("git", "sh")}))
+    assert shutil.which("specflowd", path=bare_path) is None
     start_daemon(project, env={"PATH": bare_path}, program=str(bin_dir / "specflowd"))
     oid = start(project)
     s = wait_status(project, oid, {"completed", "needs_attention"})
