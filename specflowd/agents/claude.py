@@ -14,6 +14,7 @@ from specflowd.agents.stream import (
     as_int,
     common_flags,
     json_lines,
+    per_model,
     string,
     task_in,
 )
@@ -63,22 +64,15 @@ def parse_event(event: dict[str, Any]) -> Observation | None:
             ok=subtype == "success" and event.get("is_error") is False,
             error_type=_SUBTYPES.get(subtype) if isinstance(subtype, str) else None,
             text=text, session_id=session, cost_usd=cost, turns=as_int(event.get("num_turns")),
-            tokens=_tokens(event.get("modelUsage")), refused=_refused(event.get("permission_denials"))))
+            tokens=per_model(event.get("modelUsage"), _model_usage), refused=_refused(event.get("permission_denials"))))
     return None  # user/tool results, retries, stream events and whatever later versions add
 
 
-def _tokens(usage: object) -> dict[str, TokenUsage] | None:
-    """`modelUsage` of a result: tokens per model (input without cache reads and writes)."""
-    if not isinstance(usage, dict):
-        return None
-    out = {}
-    for model, used in usage.items():
-        if isinstance(used, dict):
-            out[str(model)] = TokenUsage(
-                input=as_int(used.get("inputTokens")) or 0, output=as_int(used.get("outputTokens")) or 0,
-                cache_read=as_int(used.get("cacheReadInputTokens")) or 0,
-                cache_write=as_int(used.get("cacheCreationInputTokens")) or 0)
-    return out
+def _model_usage(used: dict[str, Any]) -> TokenUsage:
+    """One model of a result's `modelUsage` (its input counts neither cache reads nor writes)."""
+    return TokenUsage(input=as_int(used.get("inputTokens")) or 0, output=as_int(used.get("outputTokens")) or 0,
+                      cache_read=as_int(used.get("cacheReadInputTokens")) or 0,
+                      cache_write=as_int(used.get("cacheCreationInputTokens")) or 0)
 
 
 def _refused(denials: object) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from specflowd.agents.stream import (
     as_int,
     common_flags,
     json_lines,
+    per_model,
     string,
     task_in,
 )
@@ -55,22 +56,15 @@ def parse_event(event: dict[str, Any]) -> Observation | None:
         # "success" is said whatever the exit code: the supervisor checks that too.
         return Observation(error=text or None, final=Final(
             ok=event.get("status") == "success", text=text, turns=as_int(stats.get("turns")),
-            tokens=_tokens(stats.get("models"))))
+            tokens=per_model(stats.get("models"), _model_stats)))
     return None
 
 
-def _tokens(models: object) -> dict[str, TokenUsage] | None:
-    """`stats.models` of a result: tokens per model (cached input counted apart, thoughts as output)."""
-    if not isinstance(models, dict):
-        return None
-    out = {}
-    for model, used in models.items():
-        if isinstance(used, dict):
-            cached = as_int(used.get("cached")) or 0
-            out[str(model)] = TokenUsage(
-                input=max(0, (as_int(used.get("input_tokens")) or 0) - cached), cache_read=cached,
-                output=(as_int(used.get("output_tokens")) or 0) + (as_int(used.get("thoughts")) or 0))
-    return out
+def _model_stats(used: dict[str, Any]) -> TokenUsage:
+    """One model of a result's `stats.models` (cached input counted apart, thoughts as output)."""
+    cached = as_int(used.get("cached")) or 0
+    return TokenUsage(input=max(0, (as_int(used.get("input_tokens")) or 0) - cached), cache_read=cached,
+                      output=(as_int(used.get("output_tokens")) or 0) + (as_int(used.get("thoughts")) or 0))
 
 
 # Gemini cannot fork a session: a healer starts a fresh one with the failure's context.

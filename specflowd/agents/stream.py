@@ -216,6 +216,13 @@ def task_in(tool_input: object) -> str | None:
     return m.group(1).rstrip(".") if m else None
 
 
+def per_model(usage: object, read: Callable[[dict[str, Any]], TokenUsage]) -> dict[str, TokenUsage] | None:
+    """Tokens by model from a CLI's `{model: {its counts}}` table, each read by `read`."""
+    if not isinstance(usage, dict):
+        return None
+    return {str(model): read(used) for model, used in usage.items() if isinstance(used, dict)}
+
+
 def as_float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 

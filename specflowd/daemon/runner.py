@@ -23,7 +23,7 @@ from specflowd.agents.result import (
 )
 from specflowd.agents.supervisor import Supervisor, finished_in_log, tail
 from specflowd.core import machine
-from specflowd.core.config import AgentConfig
+from specflowd.core.costs import own_share, priced, session_end
 from specflowd.core.environment import path_with
 from specflowd.core.events import (
     Action,
@@ -51,12 +51,11 @@ from specflowd.core.events import (
     WriteState,
 )
 from specflowd.core.plan import Plan, make_plan
-from specflowd.core.prices import estimate, price_table
 from specflowd.core.prompts import render, task_line
 from specflowd.core.state import AgentRun, OrchestrationState
 from specflowd.core.tasklist import TaskListError
 from specflowd.core.trailers import event_message
-from specflowd.core.vocab import AgentKind, ErrorCode, ErrorType, FeedEvent, MergeOutcome, TaskStatus
+from specflowd.core.vocab import ErrorCode, ErrorType, FeedEvent, MergeOutcome, TaskStatus
 from specflowd.daemon.loop import Loop
 from specflowd.daemon.site import Site
 from specflowd.daemon.verify import Verifier
@@ -344,9 +343,10 @@ class Runner:
             return
         worktrees.unlock(site.project, state.spec)
         self.loop.post(Rescan())
-        run = _agent_run(state, n)
-        continued = launched[0].resume_session_id if launched else run.resumed_from if run else None
-        result = own_share(result, state.config.agent.kind, _session_end(state, continued, n))
+        if adapter_for(state.config.agent.kind).session_totals:
+            run = _agent_run(state, n)
+            continued = launched[0].resume_session_id if launched else run.resumed_from if run else None
+            result = own_share(result, session_end(state, continued, n))
         self.loop.post(RunEnded(run_id, priced(result, state.config.agent)))
 
     def _on_run_ended(self, e: RunEnded) -> None:
@@ -400,38 +400,6 @@ def _task_lines(site: Site, spec: str, task_ids: list[str]) -> str:
             continue
         lines.append(task_line(task_id, task.box, task.description.strip()))
     return "\n".join(lines)
-
-
-def _session_end(state: OrchestrationState, session: str | None, before: int) -> AgentRun | None:
-    """The last run (before run `before`) that ended in `session`: what its CLI said of it then."""
-    if session is None:
-        return None
-    return next((r for r in reversed(state.runs) if r.n < before and r.session_id == session and r.ended_at), None)
-
-
-def own_share(result: RunResult, kind: AgentKind, continued: AgentRun | None) -> RunResult:
-    """A run's own cost and tokens, where its CLI reports its session's running totals (Claude Code's
-    total_cost_usd and modelUsage, Codex's usage grow across `--resume` and forks): those totals
-    less what the session it continued had reached."""
-    if not adapter_for(kind).session_totals:
-        return result
-    base_cost = continued.session_cost_usd if continued and continued.session_cost_usd is not None else 0.0
-    base_tokens = continued.session_tokens if continued else {}
-    tokens = {m: used.minus(base_tokens[m]) if m in base_tokens else used for m, used in result.tokens.items()}
-    return result.model_copy(update={
-        "session_cost_usd": result.cost_usd, "session_tokens": result.tokens, "tokens": tokens,
-        "cost_usd": round(max(0.0, result.cost_usd - base_cost), 6)})
-
-
-def priced(result: RunResult, cfg: AgentConfig) -> RunResult:
-    """The run's result with its cost worked out from its tokens when its CLI did not say it.
-    Tokens of no named model are the configured model's."""
-    if not result.cost_estimated:
-        return result
-    tokens = {(model or cfg.model or "the CLI's default model"): used for model, used in result.tokens.items()}
-    cost = estimate(tokens, price_table(cfg.prices))
-    return result.model_copy(update={"tokens": tokens, "cost_usd": cost.usd, "unpriced": cost.unpriced,
-                                     "cost_estimated": bool(tokens)})
 
 
 def _design_prompt(site: Site, spec: str) -> str:

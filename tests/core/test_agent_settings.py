@@ -126,3 +126,40 @@ def test_a_task_list_without_ids_takes_the_number_for_the_hash_id() -> None:
     assert kiro.find("3").id == "3"  # a real id "3" is that task, not the third one
     with pytest.raises(TaskListError):
         kiro.find("2")
+
+
+def test_a_resumed_or_forked_run_counts_only_what_it_added_to_its_session() -> None:
+    """Claude Code's total_cost_usd and Codex's usage are the session's running totals."""
+    from datetime import UTC, datetime
+
+    from specflowd.core.costs import own_share, session_end
+    from specflowd.core.events import RunResult
+    from specflowd.core.state import AgentRun, OrchestrationState
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first = AgentRun(n=1, phase="implement", session_id="s", ended_at=now, cost_usd=0.3, session_cost_usd=0.3,
+                     session_tokens={"m": TokenUsage(input=100, output=10)})
+    state = OrchestrationState(id="o", spec="x", project="/p", created_at=now, updated_at=now, runs=[
+        first, AgentRun(n=2, phase="implement", session_id="s", resumed_from="s")])
+    assert session_end(state, "s", 2) is first and session_end(state, "other", 2) is None
+    said = RunResult(ok=True, cost_usd=0.5, tokens={"m": TokenUsage(input=250, output=30)})
+    mine = own_share(said, first)
+    assert mine.cost_usd == pytest.approx(0.2) and mine.tokens["m"] == TokenUsage(input=150, output=20)
+    assert mine.session_cost_usd == 0.5 and mine.session_tokens == said.tokens  # the next run's baseline
+    assert own_share(said, None).cost_usd == 0.5  # a fresh session's totals are its own
+
+
+def test_tokens_without_a_price_say_so_and_a_cost_said_by_the_cli_stands() -> None:
+    from specflowd.core.config import AgentConfig
+    from specflowd.core.costs import priced
+    from specflowd.core.events import RunResult
+
+    cfg = AgentConfig(kind="codex", command="codex", model="gpt-5", prices={"house-model": Price(input=2, output=2)})
+    unnamed = priced(RunResult(ok=True, tokens={"": TokenUsage(input=1_000_000)}, cost_estimated=True), cfg)
+    assert unnamed.cost_usd == pytest.approx(1.25) and set(unnamed.tokens) == {"gpt-5"} and unnamed.cost_estimated
+    odd = priced(RunResult(ok=True, tokens={"llama": TokenUsage(input=10)}, cost_estimated=True), cfg)
+    assert odd.cost_usd == 0 and odd.unpriced == ["llama"]
+    nothing = priced(RunResult(ok=True, cost_estimated=True), cfg)  # no tokens said either: nothing to price
+    assert not nothing.cost_estimated and nothing.cost_usd == 0
+    said = RunResult(ok=True, cost_usd=0.7, tokens={"x": TokenUsage(input=1)})
+    assert priced(said, cfg) == said

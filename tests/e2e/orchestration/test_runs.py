@@ -11,6 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git, run_cli, wait_for
 from tests.e2e.orchestration.conftest import (
     DEMO_AGENT,
@@ -62,11 +64,13 @@ def test_a_batch_completes_only_when_its_tasks_are_marked(project: Path, start_d
     assert "T001" in s["error"] and "not marked" in s["error"]
 
 
-def test_commit_trailers_become_marks_without_any_hook(project: Path, start_daemon) -> None:
-    """Hooks are the fast path, not the guarantee (Gemini CLI runs git with hooks off): after each
-    run the daemon reads the trailers of the commits it added and marks what is not marked yet."""
+@pytest.mark.parametrize("hooks", ["install", "uninstall"])
+def test_commit_trailers_become_marks_with_or_without_the_hooks(project: Path, start_daemon, hooks: str) -> None:
+    """An agent that commits with trailers and marks nothing itself. The post-commit hook is the fast
+    path, not the guarantee (Gemini CLI runs git with hooks off): after each run the daemon reads the
+    trailers of the commits it added and marks what is not marked yet."""
     configure(project, agent={"command": f"{DEMO_AGENT} --no-mark"})
-    assert run_cli("hooks", "uninstall", cwd=project).returncode == 0
+    assert run_cli("hooks", hooks, cwd=project).returncode == 0
     start_daemon(project)
     oid = start(project)
     s = wait_status(project, oid, {"needs_attention", "completed"})
@@ -74,23 +78,10 @@ def test_commit_trailers_become_marks_without_any_hook(project: Path, start_daem
     assert [r["purpose"] for r in s["runs"]] == ["work", "work"]  # no follow-up was needed
     marks = [e for e in feed(project) if not e.get("event") and e["tasks"]]
     assert {t["task"] for e in marks for t in e["tasks"]} == {"T001", "T002", "T003", "T004"}
-    assert all(e["source"] == "trailer" and e["orchestration"] == oid for e in marks)
-    code = {sha for sha in git(project, "log", "--format=%H", "specflow/demo").split()}
+    assert {e["source"] for e in marks} == {"request" if hooks == "install" else "trailer"}
+    code = set(git(project, "log", "--format=%H", "specflow/demo").split())
     assert all(e["evidence"] in code for e in marks)  # each names the code commit that did it
     assert set(done_marks(project).values()) == {1}
-
-
-def test_commit_trailers_become_marks_through_the_hooks(project: Path, start_daemon) -> None:
-    """Same agent, marking nothing itself: the post-commit hook turns its trailers into marks."""
-    configure(project, agent={"command": f"{DEMO_AGENT} --no-mark"})
-    assert run_cli("hooks", "install", cwd=project).returncode == 0
-    start_daemon(project)
-    oid = start(project)
-    s = wait_status(project, oid, {"needs_attention", "completed"})
-    assert s["status"] == "completed", s["error"]
-    marks = [e for e in feed(project) if not e.get("event") and e["tasks"]]
-    assert {t["task"] for e in marks for t in e["tasks"]} == {"T001", "T002", "T003", "T004"}
-    assert all(e["evidence"] for e in marks)  # each carries the code commit that did it
 
 
 def test_waiting_merge_then_a_merge_request(project: Path, start_daemon) -> None:
