@@ -83,7 +83,8 @@ def orchestrate(kind: str, server: ModelServer, batches: int, per: int) -> dict:
 
         root = make_project(base, "project", {"demo": task_list(batches, per)}, configure)
         bin_dir = shim(base)
-        env = dict(ENV, PATH=f"{bin_dir}{os.pathsep}{ENV['PATH']}", HOME=str(home))
+        (base / "tmp").mkdir()
+        env = dict(ENV, PATH=f"{bin_dir}{os.pathsep}{ENV['PATH']}", HOME=str(home), TMPDIR=str(base / "tmp"))
         if kind != "demo":
             env.update(environment(kind, home, server.url), **proxy(server.url))
         log = open(base / "daemon.log", "wb")  # noqa: SIM115

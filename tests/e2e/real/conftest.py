@@ -138,7 +138,11 @@ def real_fleet(tmp_path: Path, server: ModelServer) -> Iterator[Callable[..., Fl
     def make(n_tasks: int, per_batch: int, kinds: list[str] = KINDS) -> Fleet:
         installed_clis()
         home = Path(os.environ["HOME"])
-        env = dict(proxy(server.url))
+        # The CLIs' temporary files (Claude Code's per-project folders, Gemini's error reports) go
+        # into the test's own folder, not /tmp.
+        temp = tmp_path / "tmp"
+        temp.mkdir()
+        env = {**proxy(server.url), "TMPDIR": str(temp)}
         projects = {}
         for kind in kinds:
             root = tmp_path / f"project-{kind}"
