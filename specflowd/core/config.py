@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import tomli_w
 
 from specflowd.core import records
+from specflowd.core.prices import Price
 from specflowd.core.records import Check, RecordError, record
-from specflowd.core.vocab import DESIGN_DOCS_BRANCH, DESIGN_DOCS_WORKTREE, AgentKind, LogLevel
+from specflowd.core.vocab import (
+    DESIGN_DOCS_BRANCH,
+    DESIGN_DOCS_WORKTREE,
+    PERMISSION_MODES,
+    AgentKind,
+    LogLevel,
+)
 from specflowd.errors import UserError
 
 
@@ -49,10 +56,24 @@ class AgentConfig:
     command: str = "claude"
     model: str = "sonnet"
     fallback_model: str = "haiku"
+    # Added to what the prompts need (core/permissions.py), never replacing it.
     allowed_tools: list[str] = field(default_factory=list)
     disallowed_tools: list[str] = field(default_factory=lambda: ["AskUserQuestion"])
+    # "": specflowd's setting per CLI; else the CLI's own mode (vocab.PERMISSION_MODES).
+    permission_mode: str = ""
+    # Environment variables agents get besides what their CLI needs (core/environment.py); ["*"]: all.
+    env_pass: list[str] = field(default_factory=list)
+    # USD per million tokens by model, over the shipped table (core/prices.py).
+    prices: dict[str, Price] = field(default_factory=dict)
     max_turns: Annotated[int, Check(ge=1)] = 50
     timeout_s: Annotated[int, Check(ge=1)] = 3600
+
+    def __post_init__(self) -> None:
+        modes = PERMISSION_MODES[self.kind]
+        if self.permission_mode not in modes:
+            known = ", ".join(repr(m) for m in sorted(modes))
+            raise RecordError("permission_mode",
+                              f"{self.permission_mode!r} is not one of {self.kind.value}'s: {known}")
 
 
 @record
@@ -100,6 +121,8 @@ class UserConfig(Config):
     projects: list[str] = field(default_factory=list)
 
 
+C = TypeVar("C", bound="Config")
+
 # What a settings file sets: section -> key -> checked value (and `projects`, in the user's).
 # Layering needs to know what a file says, not only what the result is.
 Settings = dict[str, Any]
@@ -123,24 +146,28 @@ def parse_settings(text: str, model: type[Config], where: str) -> Settings:
     return top
 
 
-def build(model: type[Config], *layers: Settings) -> Any:
-    """The settings `layers` make, later ones winning key by key; defaults where none says."""
+def build(model: type[C], *layers: Settings) -> C:
+    """The settings `layers` make, later ones winning key by key; defaults where none says.
+    RecordError when the keys together do not fit (a permission mode of another agent kind)."""
     merged: dict[str, Any] = {}
     for layer in layers:
         for name, values in layer.items():
             merged[name] = {**merged.get(name, {}), **values} if isinstance(values, dict) else values
-    sections = {f: getattr(model(), f) for f in merged if isinstance(merged[f], dict)}
-    return model(**{name: (type(sections[name])(**values) if name in sections else values)
-                    for name, values in merged.items()})
+    defaults = model()
+    return records.make(model, {name: (records.make(type(getattr(defaults, name)), values, name)
+                                       if isinstance(values, dict) else values) for name, values in merged.items()})
 
 
-def layered(user: Settings, project: Settings) -> Config:
+def layered(user: Settings, project: Settings, where: str) -> Config:
     """A project's settings over the user's: every key the project's file sets wins, every other
     key is the user config's, else the default. [design_docs] is the project's own (its hooks and
-    light commands read it from the project's file alone)."""
+    light commands read it from the project's file alone). UserError naming `where` when they do
+    not fit together."""
     mine = {k: v for k, v in user.items() if k not in ("projects", "design_docs")}
-    config: Config = build(Config, mine, project)
-    return config
+    try:
+        return build(Config, mine, project)
+    except RecordError as e:
+        raise UserError(f"{where}: {e}") from None
 
 
 CONFIG_HEADER = """\

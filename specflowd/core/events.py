@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Literal
 
 from specflowd.core.plan import Plan
+from specflowd.core.prices import TokenUsage
 from specflowd.core.prompts import PromptRequest
 from specflowd.core.records import record
 from specflowd.core.vocab import ErrorType, FeedEvent, MergeOutcome, Phase, Purpose, RecoverChoice, TaskStatus
@@ -43,6 +44,14 @@ class RunResult:
     stderr_tail: str = ""
     transcript_tail: str = ""
     resets_at: datetime | None = None  # when a usage limit lifts, if the CLI said
+    refused: list[str] = field(default_factory=list)  # tool calls the CLI refused, named (`Bash(npm test)`)
+    tokens: dict[str, TokenUsage] = field(default_factory=dict)  # by model; "" is the model the run was given
+    cost_estimated: bool = False  # cost_usd comes from tokens and prices, not from the CLI
+    unpriced: list[str] = field(default_factory=list)  # models that used tokens but have no price
+    # What a CLI that reports its session's running totals said (Claude Code, Codex): cost_usd and
+    # tokens above are this run's share, these totals less those of the session it continued.
+    session_cost_usd: float | None = None
+    session_tokens: dict[str, TokenUsage] = field(default_factory=dict)
 
 
 # ---- events: what happened, as the shell reports it ----
@@ -68,6 +77,7 @@ class AgentStarted(_Event):
     pid_start_time: int | None = None
     log_file: str | None = None
     session_id: str | None = None
+    base_commit: str | None = None  # the work branch's tip when the run started: its commits come after
 
 
 @record

@@ -59,12 +59,16 @@ from specflowd.core.events import (
     VerifyFinished,
     WriteState,
 )
+from specflowd.core.permissions import refusal
 from specflowd.core.plan import Plan
-from specflowd.core.prompts import PromptRequest
+from specflowd.core.prices import total
+from specflowd.core.prompts import PromptRequest, mark_word
 from specflowd.core.records import record
 from specflowd.core.state import AgentRun, BatchState, Decision, OrchestrationState, Work
 from specflowd.core.vocab import (
     FINISHED,
+    FORKS,
+    RESUMES,
     TAIL_CHARS,
     TERMINAL,
     Awaiting,
@@ -382,6 +386,7 @@ class _Machine:
                        "first_task": tasks[0] if tasks else (b.task_ids[0] if b.task_ids else "T001")}
         else:
             values["first_task"] = next(iter(s.task_status), "T001")
+        values["first_task_arg"] = mark_word(values["first_task"])  # quoted for a shell: `'#20'`
         template = work.purpose if work.purpose in (Purpose.FOLLOWUP, Purpose.HEAL) else work.phase.value
         if work.purpose == Purpose.HEAL:
             values |= self.heal_values(work, b)
@@ -489,7 +494,7 @@ class _Machine:
     def continuation(self, run: AgentRun) -> Work:
         """Pick up an interrupted run: its session resumed if it has one, else the same run again."""
         return Work(kind=WorkKind.AGENT, phase=run.phase, batch=run.batch, purpose=run.purpose,
-                    resume_session=run.session_id, after_run=run.n, continues=True)
+                    resume_session=self.resumable(run.session_id), after_run=run.n, continues=True)
 
     # ---- events ----
 
@@ -539,6 +544,7 @@ class _Machine:
             return f"run {ev.run_n} is not running"
         run.pid, run.pid_start_time, run.log_file = ev.pid, ev.pid_start_time, ev.log_file
         run.session_id = ev.session_id or run.session_id
+        run.base_commit = ev.base_commit or run.base_commit
         if self.s.status in TERMINAL and not run.stop_requested:
             self.stop(run, f"the orchestration is {self.s.status.value}")
         return None
@@ -566,6 +572,9 @@ class _Machine:
         run.ended_at, run.ok, run.error_type, run.error = self.now, r.ok, r.error_type, r.error
         run.exit_code, run.turns, run.cost_usd = r.exit_code, r.turns, r.cost_usd
         run.session_id = r.session_id or run.session_id
+        run.tokens = total(r.tokens) if r.tokens else run.tokens
+        run.cost_estimated, run.unpriced, run.refused = r.cost_estimated, r.unpriced, r.refused
+        run.session_cost_usd, run.session_tokens = r.session_cost_usd, r.session_tokens
         if not r.ok:
             run.stderr_tail, run.transcript_tail = r.stderr_tail[-TAIL_CHARS:], r.transcript_tail[-TAIL_CHARS:]
         s.total_cost_usd += r.cost_usd
@@ -611,12 +620,22 @@ class _Machine:
     def batch_run_ended(self, run: AgentRun, r: RunResult, b: BatchState, failure: str) -> None:
         s = self.s
         left = remaining_tasks(s, b)
+        if left and r.refused:
+            # Said to be a success or not, the CLI refused what the tasks need; a follow-up or a
+            # healer would be refused the same: the settings must change first.
+            run.ok, run.error_type = False, ErrorType.PERMISSION_DENIED
+            run.error = refusal(s.config.agent.kind, r.refused)
+            # The refused commands are the agent's text: named in the state, counted in the feed.
+            refused = len(set(r.refused))
+            self.batch_failed(b, run, f"the agent's CLI refused {refused} tool call(s) the tasks need", run.error,
+                              heal=False)
+            return
         if r.ok and not left:
             self.complete(b)
         elif r.ok and run.purpose == Purpose.WORK and b.followups == 0:
             b.followups += 1
             self.go(Work(kind=WorkKind.AGENT, phase=Phase.IMPLEMENT, batch=b.index, purpose=Purpose.FOLLOWUP,
-                         resume_session=run.session_id, after_run=run.n))
+                         resume_session=self.resumable(run.session_id), after_run=run.n))
         else:
             why = failure if not r.ok else f"run {run.n} ended but {', '.join(left)} not marked done"
             self.batch_failed(b, run, why, None if r.ok else r.error)
@@ -632,18 +651,22 @@ class _Machine:
         self.next_batch()
 
     def heal_work(self, phase: Phase, batch: int | None, run: AgentRun | None) -> Work:
-        session = run.session_id if run else None
+        session = run.session_id if run and self.s.config.agent.kind in FORKS else None
         return Work(kind=WorkKind.AGENT, phase=phase, batch=batch, purpose=Purpose.HEAL, resume_session=session,
                     fork=session is not None, after_run=run.n if run else None)
+
+    def resumable(self, session: str | None) -> str | None:
+        """The session to continue, when the CLI can continue one (else a fresh session, with context)."""
+        return session if self.s.config.agent.kind in RESUMES else None
 
     def can_heal(self, attempts: int) -> bool:
         o = self.s.config.orchestration
         return o.auto_heal and attempts < o.max_heal_attempts
 
-    def batch_failed(self, b: BatchState, run: AgentRun, why: str, detail: str | None) -> None:
+    def batch_failed(self, b: BatchState, run: AgentRun, why: str, detail: str | None, heal: bool = True) -> None:
         s = self.s
         b.error = with_detail(why, detail)
-        if self.can_heal(b.heal_attempts):
+        if heal and self.can_heal(b.heal_attempts):
             b.heal_attempts += 1
             b.status = BatchStatus.HEALING
             self.go(self.heal_work(Phase.IMPLEMENT, b.index, run))

@@ -56,6 +56,8 @@ class Check:
     max_len: int | None = None
 
     def __call__(self, value: Any, path: str) -> Any:
+        if value is None:  # `Annotated[float | None, Check(ge=0)]`: nothing to bound
+            return value
         if self.ge is not None and value < self.ge:
             raise RecordError(path, f"must be at least {_num(self.ge)}, not {value!r}")
         if self.le is not None and value > self.le:
@@ -230,9 +232,15 @@ def _fields(cls: type) -> dict[str, _Field]:
 
 
 def _loader(cls: type) -> Convert:
-    def convert(value: Any, path: str) -> Any:
-        return cls(**_given(cls, value, path, partial=False))
-    return convert
+    return lambda value, path: load(cls, value, path)
+
+
+def make(cls: type[T], values: Mapping[str, Any], path: str = "") -> T:
+    """`cls(**values)`, with a RecordError its own check (`__post_init__`) raises put at `path`."""
+    try:
+        return cls(**values)
+    except RecordError as e:
+        raise RecordError(_join(path, e.path) if e.path else path, e.message) from None
 
 
 def _given(cls: type, data: Any, path: str, *, partial: bool) -> dict[str, Any]:
@@ -254,7 +262,7 @@ def _given(cls: type, data: Any, path: str, *, partial: bool) -> dict[str, Any]:
 
 def load(cls: type[T], data: Any, path: str = "") -> T:
     """`data` (as JSON or TOML reads it) as a `cls`; RecordError naming the first field that does not fit."""
-    return cls(**_given(cls, data, path, partial=False))
+    return make(cls, _given(cls, data, path, partial=False), path)
 
 
 def given(cls: type, data: Any, path: str = "") -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import field
 from datetime import datetime
 
 from specflowd.core.config import RunConfig
+from specflowd.core.prices import TokenUsage
 from specflowd.core.records import record
 from specflowd.core.vocab import (
     ACTIVE,
@@ -64,6 +65,13 @@ class AgentRun:
     stderr_tail: str | None = None  # kept for a failed run: a healer is given them
     transcript_tail: str | None = None
     stop_requested: bool = False  # the machine asked the shell to stop it (pause, cancel)
+    base_commit: str | None = None  # the work branch's tip when it started: the run's commits come after
+    tokens: TokenUsage | None = None  # all models together
+    cost_estimated: bool = False  # cost_usd was worked out from tokens and prices
+    unpriced: list[str] = field(default_factory=list)  # models it used that have no price
+    refused: list[str] = field(default_factory=list)  # tool calls its CLI refused
+    session_cost_usd: float | None = None  # its session's running totals at its end, as its CLI said
+    session_tokens: dict[str, TokenUsage] = field(default_factory=dict)
 
 
 @record
@@ -121,3 +129,8 @@ class OrchestrationState:
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def cost_estimated(self) -> bool:
+        """Some of the cost was worked out from tokens (or could not be: a model had no price)."""
+        return any(r.cost_estimated or r.unpriced for r in self.runs)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from specflowd import fsio
 from specflowd.core.config import Config, Settings, UserConfig, build, layered, parse_settings
+from specflowd.core.records import RecordError
 from specflowd.errors import UserError
 from specflowd.repo.project import Project
 
@@ -30,7 +31,7 @@ def load_config(project: Project) -> Config:
     """The project's settings over the user's; defaults where neither file says."""
     text = _read(project.config_path)
     own = {} if text is None else parse_settings(text, Config, str(project.config_path))
-    return layered(user_settings(), own)
+    return layered(user_settings(), own, f"{project.config_path} (over {user_config_path()})")
 
 
 def user_config_path() -> Path:
@@ -46,8 +47,10 @@ def user_settings() -> Settings:
 
 
 def load_user_config() -> UserConfig:
-    config: UserConfig = build(UserConfig, user_settings())
-    return config
+    try:
+        return build(UserConfig, user_settings())
+    except RecordError as e:
+        raise UserError(f"{user_config_path()}: {e}") from None
 
 
 def add_project(path: Path) -> bool:
