@@ -10,41 +10,58 @@ import click
 
 @click.command("status")
 @click.argument("orchestration", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the summary (and, with ID, the state) as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summaries (with ID: the summary and the whole state) as JSON.")
 @click.option("--watch", is_flag=True, help="Redraw live as the state changes (Ctrl-C stops).")
 def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
-    """Show one orchestration in detail, or every orchestration of this project. Works from the
-    state files alone; when they are gone, rebuilds them from the design-docs branch's history."""
+    """Show one orchestration in detail, or every active one (and the most recent that ended;
+    `specflowd list` shows the rest). Works from the state files alone; when the file of ID was lost,
+    rebuilds ID from its commits on the design-docs branch."""
     from datetime import UTC, datetime
 
-    from specflowd.core.overview import details, summary
+    from specflowd.core.overview import RECENT, details, listing
     from specflowd.core.text import visible
     from specflowd.repo import project as projects
-    from specflowd.views.status import document, load, ordered, titles
+    from specflowd.views.status import document, load, load_one, newest_ended, titles
 
     project = projects.locate().require_initialized()
     if orchestration is not None:
         from specflowd.views.client import checked_orchestration
 
         checked_orchestration(orchestration)
-    states, notes = load(project, orchestration)
-    for note in notes:
-        click.echo(visible(note), err=True)
     if watch:
         from specflowd.views.live import watch as live
 
+        if orchestration is not None:
+            load_one(project, orchestration)  # an unknown id is refused before the screen is taken
         live(project, orchestration, screen=sys.stdout.isatty())
         return
     now = datetime.now(UTC)
-    chosen = [states[orchestration]] if orchestration else ordered(states)
-    names = titles(project, {s.spec for s in chosen})
-    if as_json:
-        out = [document(s, now, names[s.spec]) if orchestration else summary(s, now, names[s.spec])
-               for s in chosen]
-        click.echo(json.dumps(out[0] if orchestration else out, indent=2))
+    if orchestration is not None:
+        state, notes = load_one(project, orchestration)
+        for note in notes:
+            click.echo(visible(note), err=True)
+        names = titles(project, {state.spec})
+        if as_json:
+            click.echo(json.dumps(document(state, now, names[state.spec]), indent=2))
+        else:
+            click.echo(details(state, now, names[state.spec]))
         return
+    states, ended, notes = load(project)
+    for note in notes:
+        click.echo(visible(note), err=True)
+    if as_json:
+        click.echo(json.dumps(listing(states, ended, now, RECENT)[0], indent=2))
+        return
+    chosen = sorted((s for s in states.values() if s.active), key=lambda s: s.created_at)
+    if not chosen and (last := newest_ended(project, states, ended)) is not None:
+        chosen = [last]
     if not chosen:
         click.echo("no orchestrations yet: start one with `specflowd start SPEC-ID`")
         return
+    names = titles(project, {s.spec for s in chosen})
     click.echo("\n\n".join(details(s, now, names[s.spec]) for s in chosen))
+    others = len(states) + len(ended) - len(chosen)
+    if others:
+        click.echo(f"\n{others} more orchestration{'s' if others != 1 else ''} ended: `specflowd list` shows them")
     sys.stdout.flush()
