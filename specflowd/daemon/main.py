@@ -39,6 +39,7 @@ from specflowd.daemon.watch import (
     Rescan,
     TaskListHandler,
     TaskListTouched,
+    WorktreeGone,
     make_observer,
 )
 from specflowd.errors import EXIT_CONFIG, UserError
@@ -112,6 +113,7 @@ class Daemon:
         self.loop.on(InboxTouched, lambda e: self._handle(self.sites[e.root], e.name))
         self.loop.on(Rescan, lambda e: self.rescan())
         self.loop.on(TaskListTouched, lambda e: self.sites[e.root].hand.touched(e.spec))
+        self.loop.on(WorktreeGone, lambda e: self.worktree_gone(self.sites[e.root]))
         self.loop.on(Settled, self._settled)
         self.loop.on(WatchdogPing, lambda e: self.notifier.send("WATCHDOG=1"))
         self.loop.on(Reload, lambda e: self.reload())
@@ -218,6 +220,12 @@ class Daemon:
         for folder in {ref.parent, common}:
             with suppress(OSError):  # not there yet: the periodic rescan still sees a move
                 self.observer.schedule(handler, str(folder), event_filter=REF_EVENTS)
+
+    @staticmethod
+    def worktree_gone(site: Site) -> None:
+        """Forget the identity of the folder watched: the next rescan watches whatever is there then."""
+        if site.docs_watch is not None:
+            site.docs_watch = (site.docs_watch[0], None)
 
     def watch_task_lists(self, site: Site) -> None:
         """Watch the design-docs worktree, again whenever the folder there is a new one."""

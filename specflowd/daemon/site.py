@@ -28,7 +28,8 @@ class Site:
     lock_fd: int
     states: dict[str, OrchestrationState] = field(default_factory=dict)
     ended: dict[str, dict[str, Any]] = field(default_factory=dict)  # the index of ended ones (statefile)
-    docs_watch: tuple[Any, tuple[int, int]] | None = None  # the worktree's watch, and its folder's identity
+    # The worktree's watch, and its folder's identity (None once the folder was removed).
+    docs_watch: tuple[Any, tuple[int, int] | None] | None = None
 
     def save(self, state: OrchestrationState) -> None:
         statefile.save(self.project, state)

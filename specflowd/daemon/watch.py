@@ -12,6 +12,7 @@ from pathlib import Path
 
 from watchdog.events import (
     DirCreatedEvent,
+    DirDeletedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -54,6 +55,14 @@ class BranchMoved:
 
 
 @dataclass(frozen=True)
+class WorktreeGone:
+    """The design-docs worktree's folder was removed: its watch ended with it. A folder made again
+    at that path may even have the same inode number, so the loop cannot tell by looking."""
+
+    root: Path
+
+
+@dataclass(frozen=True)
 class Rescan:
     """Look at every inbox again: events may have been lost."""
 
@@ -64,7 +73,8 @@ _CHANGES = frozenset({"created", "moved", "closed", "deleted"})
 # would otherwise wake watchdog's threads to compete with the loop for the GIL.
 INBOX_EVENTS = [FileCreatedEvent, DirCreatedEvent, FileMovedEvent, FileClosedEvent]
 REF_EVENTS = [FileCreatedEvent, FileMovedEvent]
-TASK_LIST_EVENTS = [FileCreatedEvent, DirCreatedEvent, FileMovedEvent, FileClosedEvent, FileDeletedEvent]
+TASK_LIST_EVENTS = [FileCreatedEvent, DirCreatedEvent, FileMovedEvent, FileClosedEvent, FileDeletedEvent,
+                    DirDeletedEvent]
 
 
 def _target(event: FileSystemEvent) -> str:
@@ -106,10 +116,14 @@ class RefHandler(FileSystemEventHandler):
 class TaskListHandler(FileSystemEventHandler):
     def __init__(self, root: Path, worktree: Path, post: Post) -> None:
         self.root = root
+        self.worktree = str(worktree)
         self.specs = str(worktree / "specs") + os.sep
         self.post = post
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory and event.event_type == "deleted" and _target(event) == self.worktree:
+            self.post(WorktreeGone(self.root))
+            return
         if event.is_directory or event.event_type not in _CHANGES:
             return
         path = _target(event)
