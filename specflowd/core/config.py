@@ -68,6 +68,16 @@ class PoolConfig(_Section):
     max_agents: int = Field(4, ge=1, le=256)
 
 
+class RemoteConfig(_Section):
+    """Many machines (SPEC §10): the git remote a fleet of daemons shares; "" = one machine."""
+
+    # A remote's name, never a URL: it is passed to git as one argument, and names the remote's refs.
+    name: str = Field("", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,99})?$")
+    host: str = Field("", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,62})?$")  # "" = the machine's hostname
+    sync_interval_s: float = Field(5, gt=0, le=3600)
+    lease_s: float = Field(60, gt=0, le=86400)
+
+
 class Config(_Section):
     design_docs: DesignDocsConfig = Field(default_factory=DesignDocsConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
@@ -76,6 +86,7 @@ class Config(_Section):
     heal: HealConfig = Field(default_factory=HealConfig)
     pool: PoolConfig = Field(default_factory=PoolConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    remote: RemoteConfig = Field(default_factory=RemoteConfig)
 
 
 class UserConfig(Config):

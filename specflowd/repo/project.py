@@ -107,6 +107,11 @@ class Project:
         return self.specflow_dir / "repairs.log"
 
     @property
+    def fleet_file(self) -> Path:
+        """Many machines (SPEC §10): the fleet as the daemon last synced it, for `status`, `list`, `fleet`."""
+        return self.specflow_dir / "fleet.json"
+
+    @property
     def lock_path(self) -> Path:
         """The daemon's single-instance lock."""
         return self.specflow_dir / "daemon.lock"
