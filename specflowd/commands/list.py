@@ -20,14 +20,26 @@ def command(as_json: bool) -> None:
 
     project = projects.locate().require_initialized()
     now = datetime.now(UTC)
-    found, notes = load(project, None)
+    view = None
+    if project.remote_name:  # many machines: the orchestrations of the other hosts too
+        from specflowd.views.shared import annotate, fleet_view, remote_line, view_states
+
+        view = fleet_view(project)
+    found, notes = load(project, None, view_states(view) if view else None)
     for note in notes:
         click.echo(visible(note), err=True)
     states = ordered(found)
     if as_json:
-        click.echo(json.dumps([summary(s, now) for s in states], indent=2))
+        click.echo(json.dumps([annotate(summary(s, now), view, now, s.host) if view else summary(s, now) for s in states],
+                              indent=2))
         return
+    if view:
+        click.echo(visible(remote_line(view)))
     for s in states:
-        click.echo(list_line(summary(s, now)))
+        line = list_line(summary(s, now))
+        if view:
+            held = annotate(summary(s, now), view, now, s.host)
+            line += f"  {held['host'] or '-'}" + (" (unreachable)" if held["host_unreachable"] else "")
+        click.echo(line)
     if not states:
         click.echo("no orchestrations yet: start one with `specflowd start SPEC-ID`")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -27,7 +28,12 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
         from specflowd.views.client import checked_orchestration
 
         checked_orchestration(orchestration)
-    states, notes = load(project, orchestration)
+    view = None
+    if project.remote_name:  # many machines: the orchestrations of the other hosts too
+        from specflowd.views.shared import annotate, fleet_view, remote_line, view_states
+
+        view = fleet_view(project)
+    states, notes = load(project, orchestration, view_states(view) if view else None)
     for note in notes:
         click.echo(visible(note), err=True)
     if watch:
@@ -41,10 +47,24 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
     if as_json:
         out = [document(s, now, names[s.spec]) if orchestration else summary(s, now, names[s.spec])
                for s in chosen]
+        if view:
+            out = [annotate(o, view, now, s.host) for o, s in zip(out, chosen, strict=True)]
         click.echo(json.dumps(out[0] if orchestration else out, indent=2))
         return
+    if view:
+        click.echo(visible(remote_line(view)) + "\n")
     if not chosen:
         click.echo("no orchestrations yet: start one with `specflowd start SPEC-ID`")
         return
-    click.echo("\n\n".join(details(s, now, names[s.spec]) for s in chosen))
+    click.echo("\n\n".join(details(s, now, names[s.spec]) + (_held(annotate(summary(s, now), view, now, s.host)) if view else "")
+                             for s in chosen))
     sys.stdout.flush()
+
+
+def _held(s: dict[str, Any]) -> str:
+    """Who runs it, since when, until when its lease holds (many machines)."""
+    if not s["host"]:
+        return "\nhost: none yet (queued)" if s["status"] == "queued" else ""
+    until = f", lease until {s['lease_expires'][11:19]}" if s["lease_expires"] else ""
+    lost = " (unreachable: its lease lapsed)" if s["host_unreachable"] else ""
+    return f"\nhost: {s['host']}{lost}, since {(s['since'] or '?').replace('T', ' ')[:19]}{until}"

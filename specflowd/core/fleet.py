@@ -299,34 +299,20 @@ def view_state(rec: Record, lease: Lease | None, project: str,
     return s
 
 
-def hosts(records: dict[str, Record], leases: dict[str, Lease], now: datetime) -> dict[str, dict[str, Any]]:
-    """Every host the feed or the leases name: what it holds (live leases, and lapsed ones), when it
-    was last heard of, and whether it is unreachable (a lease of it lapsed unrenewed)."""
-    out: dict[str, dict[str, Any]] = {}
+def hosts(records: dict[str, Record], leases: dict[str, Lease]) -> dict[str, dict[str, Any]]:
+    """Every host the feed or the leases name, and when it was last heard of (its newest commit or
+    lease); what each holds is read from the leases when shown (`views/shared.py`)."""
+    seen: dict[str, datetime | None] = {}
 
-    def host(name: str) -> dict[str, Any]:
-        return out.setdefault(name, {"host": name, "holds": [], "lapsed": [], "last_seen": None,
-                                     "unreachable": False})
+    def heard(name: str | None, at: datetime | None) -> None:
+        if name:
+            before = seen.get(name)
+            seen[name] = at if before is None or (at is not None and at > before) else before
 
     for rec in records.values():
+        heard(rec.queued_by, rec.queued_at)
         for e in rec.entries[-1:]:
-            if e.get("host"):
-                _seen(host(e["host"]), datetime.fromisoformat(e["time"]))
-        if rec.queued_by:
-            host(rec.queued_by)
+            heard(e.get("host"), datetime.fromisoformat(e["time"]))
     for lease in leases.values():
-        h = host(lease.host)
-        _seen(h, lease.written)
-        if lapsed(lease, now):
-            h["lapsed"].append(lease.orchestration)
-            h["unreachable"] = True
-        else:
-            h["holds"].append(lease.orchestration)
-    for h in out.values():
-        h["last_seen"] = h["last_seen"].isoformat() if h["last_seen"] else None
-    return dict(sorted(out.items()))
-
-
-def _seen(h: dict[str, Any], at: datetime) -> None:
-    if h["last_seen"] is None or at > h["last_seen"]:
-        h["last_seen"] = at
+        heard(lease.host, lease.written)
+    return {name: {"host": name, "last_seen": at.isoformat() if at else None} for name, at in sorted(seen.items())}

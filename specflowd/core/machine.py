@@ -875,7 +875,8 @@ class _Machine:
         if s.lease_lost_at is not None:
             # Another host may run it now: stop what still runs here, and go on with nothing.
             for run in runs:
-                if ev.alive.get(run.n, False):
+                if ev.alive.get(run.n, False):  # followed again, so that stopping it reaches it
+                    self.out.append(AdoptAgent(n=run.n, pid=run.pid, log_file=run.log_file))
                     self.stop(run, "this host lost its lease")
                 else:
                     self.lose(run, "the agent process was gone after the daemon restarted")

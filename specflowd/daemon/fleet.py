@@ -7,6 +7,7 @@ that show the fleet. Loop thread only; the sync thread (`daemon/sync.py`) does t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -95,11 +96,11 @@ class Fleet:
             elif not state.host and lease is None:
                 self.adopting.add(state.id)  # begun before this host joined a fleet: claimed, and runs on
                 self.sync.claim(Claim(state.id, state.spec, "", "", True))
-            else:
+            else:  # before the restart adopts its agents or starts new ones: this host runs it no more
                 why = f"taken by {lease.host}" if lease and lease.host != self.host else "not renewed while the daemon was down"
-                self.lose(state.id, f"its lease was {why}")
+                with contextlib.suppress(UserError):
+                    self.runner.request(self.site, state, LeaseLost(now=now, reason=f"its lease was {why}"))
         self.sync.start()
-        self.decide()
 
     def close(self) -> None:
         self.sync.close()

@@ -130,9 +130,9 @@ class Daemon:
         signal.signal(signal.SIGINT, lambda *_: self.loop.stop())
         signal.signal(signal.SIGHUP, lambda *_: self.post(Reload()))
         try:
+            self.fleets.begin()  # many machines: which orchestrations this host still holds a lease on
             for site in self.sites.values():
                 self.runner.restarted(site)  # adopt or resume what the last daemon left
-            self.fleets.begin()  # then which of them this host still holds a lease on
             # What arrived while no daemon ran goes through the loop like any arrival: a backlog of
             # thousands is answered after READY, not before it (systemd's start timeout), in order.
             for root, site in self.sites.items():

@@ -227,6 +227,8 @@ class Sync:
         third = self.config.lease_s / leases.RENEWALS_PER_LEASE
         for h in self.held.values():
             due = min(due, mono + max(0.0, third - (now - h.renewed).total_seconds()))
+            stop_at = h.expires.timestamp() - self.config.lease_s / leases.SKEW_FRACTION
+            due = min(due, mono + max(0.0, stop_at - now.timestamp()))
         if self.merges:
             due = min(due, mono + self.config.sync_interval_s)
         return due
@@ -264,7 +266,8 @@ class Sync:
 
     def _unreachable(self, e: Unreachable) -> None:
         if self.reachable:
-            log.warning("the remote %s is unreachable: %s", self.remote.name, e.stderr.strip().splitlines()[-1:] or e)
+            log.warning("the remote %s is unreachable: %s", self.remote.name,
+                        (e.stderr.strip().splitlines() or ["no answer"])[0])
         self.reachable = False
         self.unreachable_since = self.unreachable_since or now_utc()
 

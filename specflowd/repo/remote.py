@@ -281,7 +281,7 @@ def view(remote: Remote, records: dict[str, fleet.Record], leases: dict[str, Lea
         states[oid] = fleet.view_state(rec, leases.get(oid), str(remote.project.root), statuses(rec.spec)).model_dump(
             mode="json")
     return {"remote": remote.name, "host": host, "at": now.isoformat(), **sync,
-            "hosts": fleet.hosts(records, leases, now),
+            "hosts": fleet.hosts(records, leases),
             "leases": {oid: {"host": lease.host, "expires": lease.expires.isoformat(),
                              "written": lease.written.isoformat()} for oid, lease in leases.items()},
             "since": {oid: rec.since.isoformat() for oid, rec in records.items() if rec.since},

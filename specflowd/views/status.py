@@ -21,11 +21,16 @@ from specflowd.repo.designdocs import DesignDocs
 from specflowd.repo.project import Project
 
 
-def load(project: Project, wanted: str | None) -> tuple[dict[str, OrchestrationState], list[str]]:
+def load(project: Project, wanted: str | None, others: Mapping[str, OrchestrationState] | None = None,
+         ) -> tuple[dict[str, OrchestrationState], list[str]]:
     """The project's orchestrations, and notes for the reader (unreadable state files, states
     rebuilt from the history). Missing ones (the wanted id, or all when there is no state file)
-    are rebuilt from the branch history, in memory."""
+    are rebuilt from the branch history, in memory. `others`: on many machines, those of other
+    hosts (`views/shared.py`), in place of this host's of them whose lease it lost."""
     states, broken = read_all(project)
+    for oid, state in (others or {}).items():
+        if oid not in states or states[oid].lease_lost_at is not None:
+            states[oid] = state
     notes = [f"warning: {path.name} is unreadable: {why}" for path, why in broken.items()]
     notes += held_back_edits(project)
     if (wanted and wanted not in states) or (not wanted and not states):

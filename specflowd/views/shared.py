@@ -1,0 +1,141 @@
+"""Many machines (SPEC §10), as `status`, `list` and `fleet` show them: the orchestrations other hosts
+run (or none yet: queued), who runs what since when and until when its lease holds, the hosts, and
+whether this host reaches the remote. Read from `.specflow/fleet.json`, which the daemon writes as it
+syncs; with no daemon, worked out once from the refs the last fetch left. Nothing here runs for a
+project without `[remote] name`: one machine costs nothing more."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from datetime import UTC, datetime
+from typing import Any
+
+from specflowd import fsio
+from specflowd.core.config import RemoteConfig
+from specflowd.core.fleet import Record
+from specflowd.core.state import OrchestrationState
+from specflowd.daemon import pidlock
+from specflowd.errors import UserError
+from specflowd.repo import remote
+from specflowd.repo.designdocs import DesignDocs
+from specflowd.repo.project import Project
+
+
+def remote_config(project: Project) -> RemoteConfig | None:
+    """The project's `[remote]`, None on one machine (read without the rest of the config)."""
+    try:
+        data = tomllib.loads(project.config_path.read_text(encoding="utf-8")).get("remote") or {}
+        config = RemoteConfig.model_validate(data)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return config if config.name else None
+
+
+def fleet_view(project: Project) -> dict[str, Any] | None:
+    """The fleet as the daemon last synced it; None on one machine."""
+    config = remote_config(project)
+    if config is None:
+        return None
+    try:
+        data = json.loads(fsio.read_regular(project.fleet_file) or b"null")
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        return from_refs(project, config)
+    if pidlock.holder(project) is None:
+        data["note"] = f"no daemon runs here: as of its last sync, {data.get('at', '?')[:19].replace('T', ' ')}"
+    return data
+
+
+def from_refs(project: Project, config: RemoteConfig) -> dict[str, Any]:
+    """The view without a daemon: the feed and the leases as this clone last fetched them."""
+    r = remote.Remote(project, config.name)
+    docs = DesignDocs(project)
+    records: dict[str, Record] = {}
+    tip = r.tip()
+    if tip is not None:
+        remote.read_records(r, records, None, tip, docs.store)
+
+    def statuses(spec: str) -> dict[str, Any]:
+        try:
+            snap = docs.snapshot()
+            doc = docs.document(snap, snap.task_file(spec))
+        except UserError:
+            return {}
+        return dict(zip(doc.ids(), doc.statuses(), strict=True))
+
+    sync: dict[str, Any] = {"reachable": None, "unreachable_since": None, "error": None, "held": [], "stats": {},
+            "note": "no daemon has synced here: as of the last fetch"}
+    return remote.view(r, records, r.leases(), host=remote.host_name(config), statuses=statuses,
+                       now=datetime.now(UTC), local=set(), sync=sync)
+
+
+def view_states(view: dict[str, Any]) -> dict[str, OrchestrationState]:
+    """The orchestrations the view holds: other hosts', queued ones, and ended ones of the fleet."""
+    return {oid: OrchestrationState.model_validate(data) for oid, data in view.get("orchestrations", {}).items()}
+
+
+def annotate(summary: dict[str, Any], view: dict[str, Any], now: datetime, host: str = "") -> dict[str, Any]:
+    """A summary with who runs it, since when, until when its lease holds, and whether that host
+    is unreachable (its lease lapsed unrenewed)."""
+    oid = summary["orchestration"]
+    lease = view.get("leases", {}).get(oid)
+    expires = datetime.fromisoformat(lease["expires"]) if lease else None
+    return {**summary, "host": lease["host"] if lease else host or None, "since": view.get("since", {}).get(oid),
+            "lease_expires": lease["expires"] if lease else None,
+            "host_unreachable": bool(expires and expires < now)}
+
+
+def remote_line(view: dict[str, Any]) -> str:
+    """`remote origin: reachable, this host h1` or `remote origin: unreachable since …`."""
+    head = f"remote {view['remote']}"
+    if view.get("note"):
+        state = view["note"]
+    elif view.get("reachable") is False:
+        state = f"unreachable since {view.get('unreachable_since') or '?'}"
+    else:
+        state = f"reachable (synced {view.get('at', '?')[11:19]})"
+    extra = f"; push blocked: {view['error']}" if view.get("error") else ""
+    return f"{head}: {state}, this host {view['host']}{extra}"
+
+
+def hosts_now(view: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """Every host of the fleet: the leases it holds, those that lapsed unrenewed (it is unreachable
+    then), when it was last heard of; judged now, not when the view was written."""
+    leases = view.get("leases", {})
+    out = []
+    for h in view.get("hosts", {}).values():
+        held = [oid for oid, lease in leases.items() if lease["host"] == h["host"]]
+        lapsed = [oid for oid in held if datetime.fromisoformat(leases[oid]["expires"]) < now]
+        out.append({"host": h["host"], "holds": [oid for oid in held if oid not in lapsed], "lapsed": lapsed,
+                    "last_seen": h["last_seen"], "unreachable": bool(lapsed)})
+    return out
+
+
+def host_lines(view: dict[str, Any], now: datetime) -> list[str]:
+    lines = [f"{'host':<16} {'holds':<28} {'last seen':<20} state"]
+    for h in hosts_now(view, now):
+        seen = (h["last_seen"] or "-").replace("T", " ")[:19]
+        state = f"unreachable (lease of {', '.join(h['lapsed'])} lapsed)" if h["unreachable"] else "ok"
+        lines.append(f"{h['host']:<16} {', '.join(h['holds']) or '-':<28} {seen:<20} {state}")
+    return lines
+
+
+def remote_rows(project: Project, view: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """`fleet`'s rows for the orchestrations other hosts run: what each is on, by whom, since when."""
+    rows = []
+    for state in view_states(view).values():
+        lease = view.get("leases", {}).get(state.id)
+        if lease is None or lease["host"] == view["host"] or not state.active:
+            continue
+        batch = next((b for b in state.batches if b.index == state.current_batch), None)
+        since = view.get("since", {}).get(state.id)
+        rows.append({
+            "project": str(project.root), "spec": state.spec, "orchestration": state.id, "phase": state.phase.value,
+            "batch": f"{batch.index}/{len(state.batches)} {batch.name}" if batch else None, "run": None,
+            "purpose": None, "state": f"on {lease['host']}", "task": None, "before": [], "after": [], "around": [],
+            "pid": None, "run_time_s": (now - datetime.fromisoformat(since)).total_seconds() if since else 0.0,
+            "cost_usd": 0.0, "orchestration_cost_usd": round(state.total_cost_usd, 4), "host": lease["host"],
+            "lease_expires": lease["expires"]})
+    return rows
