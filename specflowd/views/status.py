@@ -29,8 +29,9 @@ def load(project: Project, wanted: str | None, others: Mapping[str, Orchestratio
     hosts (`views/shared.py`), in place of this host's of them whose lease it lost."""
     states, broken = read_all(project)
     for oid, state in (others or {}).items():
-        if oid not in states or states[oid].lease_lost_at is not None:
-            states[oid] = state
+        mine = states.get(oid)
+        if mine is None or mine.lease_lost_at is not None:  # the fleet knows better; the loss is said
+            states[oid] = state.model_copy(update={"lease_lost_at": mine.lease_lost_at if mine else None})
     notes = [f"warning: {path.name} is unreadable: {why}" for path, why in broken.items()]
     notes += held_back_edits(project)
     if (wanted and wanted not in states) or (not wanted and not states):

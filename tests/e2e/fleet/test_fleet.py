@@ -1,0 +1,200 @@
+"""A fleet of daemons sharing one bare remote, all on this machine (SPEC §10): each rule with a test
+that fails without it. Real `specflowd run` processes, real clones, real pushes and fetches."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import git, run_cli, wait_for
+from tests.e2e.fleet.conftest import (
+    Fleet,
+    events_of,
+    fast_forwards_only,
+    make_fleet,
+    start,
+    wait_ended,
+)
+
+
+def done_marks(fleet: Fleet) -> Counter[str]:
+    return Counter(t for e in fleet.feed() if not e.get("Event") for t, s in e["tasks"] if s == "done")
+
+
+def test_orchestrations_started_anywhere_run_once_each_and_merge_into_the_remote(tmp_path: Path, fleet_daemons: Any) -> None:
+    fleet = make_fleet(tmp_path, hosts=3, specs=4)
+    daemons = fleet_daemons(fleet)
+    oids = [start(fleet[f"h{1 + n % 3}"], f"spec{n + 1}") for n in range(4)]
+    wait_ended(fleet, oids)
+    feed = fleet.feed()
+    # Queued where dropped, claimed once each, by the host whose claim landed first.
+    for oid in oids:
+        mine = [e for e in feed if e.get("Orchestration") == oid]
+        assert [e["Event"] for e in mine if e.get("Event") in ("queued", "claimed")] == ["queued", "claimed"]
+        assert mine[-1]["Event"] == "completed"
+    # Every task done exactly once in the shared feed; every event names its host.
+    assert done_marks(fleet) == Counter({f"T{s}0{t}": 1 for s in range(1, 5) for t in range(1, 5)})
+    assert all(e.get("Host") for e in feed if e.get("Event") and e.get("Orchestration"))
+    # The design-docs branch: linear, and only ever moved forward (never forced) on the remote.
+    assert git(fleet.remote, "rev-list", "--merges", "helix-design-docs").strip() == ""
+    assert fast_forwards_only(fleet.remote, "refs/heads/helix-design-docs")
+    # Merged into the remote's main, each spec's work there; the work branches pushed.
+    files = git(fleet.remote, "ls-tree", "-r", "--name-only", "main").split()
+    assert {f"specflow-demo/T{s}0{t}.md" for s in range(1, 5) for t in range(1, 5)} <= set(files)
+    for s in range(1, 5):
+        assert git(fleet.remote, "rev-parse", f"refs/heads/specflow/spec{s}")
+    # No lease is left behind by an orchestration that ended.
+    assert git(fleet.remote, "for-each-ref", "refs/specflow/leases/") == ""
+    # Every host's clone carried the others' commits into its design-docs worktree.
+    for host, clone in fleet.clones.items():
+        wait_for(lambda c=clone: "- [x] T404" in (c / ".specflow/design-docs/specs/spec4/progress.md").read_text(),
+                 30, message=f"{host}'s worktree to show spec4 done")
+    # `list` on any host shows them all, with the host that ran each; `fleet` shows every host.
+    def listed() -> list[dict[str, Any]]:
+        return json.loads(run_cli("list", "--json", cwd=fleet["h1"]).stdout)
+
+    wait_for(lambda: all(s["status"] == "completed" for s in listed()), 30, interval=0.2,
+             message="h1's list to show every orchestration completed")  # as of h1's next sync
+    assert {s["orchestration"] for s in listed()} == set(oids)
+    assert {s["host"] for s in listed()} <= {"h1", "h2", "h3"}
+    hosts = json.loads(run_cli("fleet", "--hosts", "--json", cwd=fleet["h2"]).stdout)[0]["hosts"]
+    assert {h["host"] for h in hosts} == {"h1", "h2", "h3"}
+    for d in daemons.values():
+        assert "Traceback" not in d.log()
+
+
+def holder_of(fleet: Fleet, oid: str) -> str:
+    return wait_for(lambda: next((e["Host"] for e in events_of(fleet, oid) if e.get("Event") == "batch-started"), None),
+                    30, interval=0.1, message=f"{oid}'s first batch to start")  # type: ignore[return-value]
+
+
+def agent_pids(clone: Path, oid: str) -> list[int]:
+    state = json.loads((clone / ".specflow" / "workflows" / f"orchestration-{oid}.json").read_text())
+    return [r["pid"] for r in state["runs"] if r["pid"] and r["ended_at"] is None]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()[:1] != "Z"
+
+
+def lease_of(remote: Path, oid: str) -> dict[str, str]:
+    """The remote's lease of `oid`: the trailers of the commit its ref points at."""
+    message = git(remote, "log", "-1", "--format=%B", f"refs/specflow/leases/{oid}")
+    return dict(line.removeprefix("Specflow-").split(": ", 1) for line in message.splitlines() if line.startswith("Specflow-"))
+
+
+def test_a_host_lost_with_its_agents_is_taken_over_once_its_lease_lapses(tmp_path: Path, fleet_daemons: Any) -> None:
+    fleet = make_fleet(tmp_path, hosts=2, specs=1, task_count=6, max_agents=1, lease_s=3)
+    daemons = fleet_daemons(fleet, env={"SPECFLOWD_DEMO_TASK_S": "0.4"})
+    oid = start(fleet["h1"], "spec1")
+    old = holder_of(fleet, oid)
+    pids = wait_for(lambda: agent_pids(fleet[old], oid), 30, message="the holder's agent to run")
+    daemons[old].kill_group()
+    for pid in pids:  # and its agents: the machine is gone
+        os.killpg(pid, signal.SIGKILL)
+    lapses = lease_of(fleet.remote, oid)  # its last renewal: nobody renews it any more
+    assert lapses["Host"] == old
+    wait_ended(fleet, [oid])
+    events = events_of(fleet, oid)
+    taken = next(e for e in events if e.get("Event") == "taken-over")
+    new = "h2" if old == "h1" else "h1"
+    assert taken["Host"] == new and taken["Previous-Host"] == old
+    # Taken only once the lease had lapsed, by the taker's clock (a second's rounding aside).
+    expiry = int(datetime.fromisoformat(lapses["Expires"]).timestamp())
+    assert taken["time"] >= expiry
+    # Resumed from the feed and the pushed work branch: what the lost host had marked stays done,
+    # the rest is done by the new host, each task once.
+    assert events[-1]["Event"] == "completed" and events[-1]["Host"] == new
+    assert done_marks(fleet) == Counter({f"T10{t}": 1 for t in range(1, 7)})
+    after = events[events.index(taken) + 1:]
+    assert after and all(e.get("Host") == new for e in after)
+    assert {f"specflow-demo/T10{t}.md" for t in range(1, 7)} <= set(
+        git(fleet.remote, "ls-tree", "-r", "--name-only", "main").split())
+
+
+def test_a_host_whose_lease_was_taken_stops_its_agent_and_writes_nothing_more(tmp_path: Path,
+                                                                               fleet_daemons: Any) -> None:
+    """Fencing: another host's lease on the remote (written here by hand, as a host that took it
+    over would); the next push of the holder, which renews its lease in the same atomic push as its
+    marks, is refused; it stops its agent, and not one more mark or event of it lands."""
+    fleet = make_fleet(tmp_path, hosts=1, specs=1, task_count=6)
+    daemons = fleet_daemons(fleet, env={"SPECFLOWD_DEMO_TASK_S": "0.5"})
+    oid = start(fleet["h1"], "spec1")
+    holder_of(fleet, oid)
+    pids = wait_for(lambda: agent_pids(fleet["h1"], oid), 30, message="the agent to run")
+    empty = git(fleet.remote, "hash-object", "-t", "tree", "-w", "--stdin", input="").strip()
+    foreign = git(fleet.remote, "commit-tree", empty, "-m", f"lease {oid}: intruder until 2099\n\n"
+                  f"Specflow-Lease: {oid}\nSpecflow-Host: intruder\nSpecflow-Expires: 2099-01-01T00:00:00Z").strip()
+    git(fleet.remote, "update-ref", f"refs/specflow/leases/{oid}", foreign)
+    intruded = len(fleet.feed())
+    wait_for(lambda: any(e.get("Event") == "lease-lost" for e in events_of(fleet, oid)), 30, interval=0.1,
+             message="the holder to record that it lost its lease")
+    wait_for(lambda: not any(alive(p) for p in pids), 30, message="the holder's agent to be stopped")
+    state = json.loads((fleet["h1"] / ".specflow/workflows" / f"orchestration-{oid}.json").read_text())
+    assert state["lease_lost_at"] is not None
+    # The holder keeps working on nothing for it; whatever it still had unpushed never lands.
+    daemons["h1"].stop()
+    later = [e for e in fleet.feed()[intruded:] if e.get("Orchestration") == oid]
+    assert [e["Event"] for e in later] == ["lease-lost"], later
+    assert git(fleet.remote, "rev-parse", f"refs/specflow/leases/{oid}").strip() == foreign
+
+
+def test_a_partition_longer_than_the_lease(tmp_path: Path, fleet_daemons: Any) -> None:
+    """The remote unreachable for longer than lease_s: the holder stops before its lease lapses and
+    says so when it can; afterwards a host takes over, and the host that lost the lease wrote
+    nothing for it in between (fencing, proven by the feed); nothing is lost or done twice."""
+    fleet = make_fleet(tmp_path, hosts=2, specs=1, task_count=6, lease_s=3)
+    fleet_daemons(fleet, env={"SPECFLOWD_DEMO_TASK_S": "0.5"})
+    oid = start(fleet["h2"], "spec1")
+    old = holder_of(fleet, oid)
+    away = fleet.remote.with_name("remote.away")
+    fleet.remote.rename(away)
+    try:
+        # Offline: `status` says since when, and the holder keeps its books locally.
+        wait_for(lambda: "unreachable since" in run_cli("status", cwd=fleet[old]).stdout, 30, interval=0.2,
+                 message="status to show the remote unreachable")
+        wait_for(lambda: "lost its lease" in run_cli("status", oid, cwd=fleet[old]).stdout, 30, interval=0.2,
+                 message="the holder to give its lease up while cut off")
+    finally:
+        away.rename(fleet.remote)
+    wait_ended(fleet, [oid])
+    events = events_of(fleet, oid)
+    for host in ("h1", "h2"):
+        writing = True  # may this host write for the orchestration at this point of the feed?
+        for e in events:
+            if e.get("Host") != host:
+                continue
+            if e.get("Event") == "lease-lost":
+                writing = False
+            elif e.get("Event") in ("claimed", "taken-over"):
+                writing = True
+            else:
+                assert writing, f"{host} wrote {e['subject']!r} after losing its lease"
+    assert any(e.get("Event") == "lease-lost" and e["Host"] == old for e in events)
+    assert any(e.get("Event") == "taken-over" for e in events)
+    assert done_marks(fleet) == Counter({f"T10{t}": 1 for t in range(1, 7)})
+    assert "unreachable" not in run_cli("status", cwd=fleet[old]).stdout.splitlines()[0] or wait_for(
+        lambda: "reachable" in run_cli("status", cwd=fleet[old]).stdout.splitlines()[0], 10)
+
+
+def test_a_host_with_no_free_slot_leaves_the_claim_to_another(tmp_path: Path, fleet_daemons: Any) -> None:
+    fleet = make_fleet(tmp_path, hosts=2, specs=2, max_agents=1)
+    fleet_daemons(fleet, env={"SPECFLOWD_DEMO_TASK_S": "1"})
+    first = start(fleet["h1"], "spec1")
+    wait_for(lambda: any(e.get("Event") == "claimed" for e in events_of(fleet, first)), 30, interval=0.1,
+             message="the first claim")
+    second = start(fleet["h1"], "spec2")
+    wait_ended(fleet, [first, second])
+    claimed = {oid: next(e["Host"] for e in events_of(fleet, oid) if e.get("Event") == "claimed")
+               for oid in (first, second)}
+    assert claimed[first] != claimed[second], claimed  # max_agents is per host
