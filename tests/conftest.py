@@ -37,10 +37,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with a `specflowd` shim that runs the checkout under test."""
+    """A folder with a `specflowd` that runs the checkout under test, made the way pip makes a
+    console script (a Python script named `specflowd`), so it knows itself as pip's would."""
     d = tmp_path_factory.mktemp("bin")
     shim = d / "specflowd"
-    shim.write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{sys.executable}" -m specflowd "$@"\n')
+    shim.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                    "from specflowd.cli import main\nsys.exit(main())\n")
     shim.chmod(0o755)
     return d
 

@@ -21,7 +21,7 @@ ALLOWED = {
     "ops": {"core", "repo", "views", "daemon.pidlock", "daemon.statefile"},
     "commands": {"core", "repo", "agents", "daemon", "views", "ops"},
 }
-SHARED = {"errors", "fsio", "cli", "__main__", "__init__"}  # specflowd/<name>.py
+SHARED = {"errors", "fsio", "cli", "program", "__main__", "__init__"}  # specflowd/<name>.py
 # The pure core reads no files, runs no processes, watches nothing and prints nothing.
 CORE_FORBIDS = {"os", "subprocess", "shutil", "socket", "signal", "threading", "pathlib", "importlib", "tempfile",
                 "fcntl", "select", "time", "io", "watchdog", "click", "rich", "git", "gitdb", "specflowd.fsio"}

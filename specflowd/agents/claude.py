@@ -14,20 +14,21 @@ from specflowd.agents.stream import (
     as_int,
     common_flags,
     json_lines,
+    per_model,
     string,
     task_in,
 )
+from specflowd.core.permissions import CLAUDE_DEFAULT_MODE, claude_allowed_tools, refused_tool
+from specflowd.core.prices import TokenUsage
 from specflowd.core.vocab import ErrorType
 
 _FLAGS = {
     "model": "--model",
     "fallback_model": "--fallback-model",
-    "allowed_tools": "--allowedTools",
     "disallowed_tools": "--disallowedTools",
     "max_turns": "--max-turns",
     "max_budget_usd": "--max-budget-usd",
     "append_system_prompt": "--append-system-prompt",
-    "permission_mode": "--permission-mode",
     "resume_session_id": "--resume",
 }
 # init and result events have a subtype; assistant events matter when they use a tool.
@@ -36,8 +37,13 @@ _SUBTYPES = {"error_max_turns": ErrorType.MAX_TURNS, "error_max_budget_usd": Err
 
 
 def argv(req: AgentRequest, prompt_file: Path) -> list[str]:
-    # stream-json in print mode is refused without --verbose; the prompt comes on stdin.
-    args = [*req.command, "-p", "--output-format", "stream-json", "--verbose", *common_flags(req, _FLAGS)]
+    # stream-json in print mode is refused without --verbose; the prompt comes on stdin. Print mode
+    # asks nobody: what the prompts need is allowed up front, and edits by the permission mode.
+    args = [*req.command, "-p", "--output-format", "stream-json", "--verbose", *common_flags(req, _FLAGS),
+            "--permission-mode", req.permission_mode or CLAUDE_DEFAULT_MODE,
+            "--allowedTools", ",".join(claude_allowed_tools(req.verify_command, req.allowed_tools))]
+    for folder in req.read_dirs:
+        args += ["--add-dir", str(folder)]
     if req.fork_session and req.resume_session_id:
         args.append("--fork-session")
     return args
@@ -57,8 +63,24 @@ def parse_event(event: dict[str, Any]) -> Observation | None:
         return Observation(session_id=session, cost_usd=cost, final=Final(
             ok=subtype == "success" and event.get("is_error") is False,
             error_type=_SUBTYPES.get(subtype) if isinstance(subtype, str) else None,
-            text=text, session_id=session, cost_usd=cost, turns=as_int(event.get("num_turns"))))
-    return None  # user/tool results, stream events and whatever later versions add
+            text=text, session_id=session, cost_usd=cost, turns=as_int(event.get("num_turns")),
+            tokens=per_model(event.get("modelUsage"), _model_usage), refused=_refused(event.get("permission_denials"))))
+    return None  # user/tool results, retries, stream events and whatever later versions add
+
+
+def _model_usage(used: dict[str, Any]) -> TokenUsage:
+    """One model of a result's `modelUsage` (its input counts neither cache reads nor writes)."""
+    return TokenUsage(input=as_int(used.get("inputTokens")) or 0, output=as_int(used.get("outputTokens")) or 0,
+                      cache_read=as_int(used.get("cacheReadInputTokens")) or 0,
+                      cache_write=as_int(used.get("cacheCreationInputTokens")) or 0)
+
+
+def _refused(denials: object) -> tuple[str, ...]:
+    """`permission_denials` of a result, each named as a person would allow it (`Bash(npm test)`)."""
+    if not isinstance(denials, list):
+        return ()
+    return tuple(refused_tool(d["tool_name"], d.get("tool_input")) for d in denials
+                 if isinstance(d, dict) and isinstance(d.get("tool_name"), str))
 
 
 def _assistant(event: dict[str, Any], session: str | None) -> Observation:
@@ -76,4 +98,5 @@ def _assistant(event: dict[str, Any], session: str | None) -> Observation:
     return Observation(session_id=session, tool=tool, task_id=task, text=text, turn=True)
 
 
-ADAPTER = Adapter(kind="claude", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS)
+ADAPTER = Adapter(kind="claude", argv=argv, parse_line=json_lines(parse_event), keys=_KEYS,
+                  session_totals=True)

@@ -10,20 +10,30 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-_TASK = re.compile(r"^\s*[-*+] \[[ ~]\] (T\d{3,}[a-z]?|\d+(?:\.\d+)*\.?)\s+(?:\[[^\]]*\]\s*)*(.*)$", re.M)
+# A task line of specflowd's prompts: box, the task's text, and the exact command that marks it.
+_TASK = re.compile(r"^\s*[-*+] \[[ ~]\] (.*) \(mark: specflowd mark (.+?) --done\)\s*$", re.M)
+_LEAD = re.compile(r"^(?:T\d{3,}[a-z]?|\d+(?:\.\d+)*\.?)\s+|\[[^\]]*\]\s*")
 COST_PER_TASK = 0.0125
 FOLDER = Path("specflow-demo")
 
 
 def tasks_in(prompt: str, wanted: list[str]) -> list[tuple[str, str]]:
     """Open tasks of the prompt as (id, title), limited to `wanted` (SPECFLOW_TASKS) when given."""
-    found = [(m.group(1).rstrip("."), m.group(2).strip()) for m in _TASK.finditer(prompt)]
+    found = [(shlex.split(m.group(2))[0], _title(m.group(1))) for m in _TASK.finditer(prompt)]
     return [t for t in found if not wanted or t[0] in wanted]
+
+
+def _title(text: str) -> str:
+    """The task's text without its id and tags."""
+    while m := _LEAD.match(text):
+        text = text[m.end():]
+    return text.strip()
 
 
 def _run(*argv: str) -> str:

@@ -51,7 +51,10 @@ def _next_clock(now: datetime, hour: int, minute: int, meridiem: str | None, zon
             return None
     local = now.astimezone(tz)
     at = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    # A clock time without a date means its next occurrence.
-    if at <= local:
+    # A clock time without a date means its next occurrence; but a time said to the minute (Codex:
+    # "try again at 4:54 AM") may be the minute we are in: then it lifts by that minute's end.
+    if at + timedelta(minutes=1) <= local:
         at += timedelta(days=1)
+    elif at <= local:
+        at += timedelta(minutes=1)
     return at.astimezone(UTC)

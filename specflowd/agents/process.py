@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-# The daemon's systemd handshake is not the agent's: a child that pinged the watchdog would lie.
-_DAEMON_ONLY = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
+from specflowd.core.environment import agent_env
+from specflowd.core.vocab import AgentKind
+
 # How far below the daemon agents run (nice steps): they are batch work, the daemon coordinates.
 AGENT_NICE = 10
 _AUTOGROUP = re.compile(r"/autogroup-\d+ nice (-?\d+)\n?")
@@ -21,10 +23,24 @@ def specflow_env(*, project: Path, spec: str, orchestration: str, tasks: Iterabl
             "SPECFLOW_TASKS": " ".join(tasks), "SPECFLOW_INBOX": str(inbox)}
 
 
-def child_env(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in _DAEMON_ONLY}
-    env.update(extra)
-    return env
+def run_env(base: Mapping[str, str], kind: AgentKind, env_pass: Iterable[str], given: Mapping[str, str]) -> dict[str, str]:
+    """The environment an agent of `kind` runs with (core/environment.py), with the API key
+    variables its CLI's own configuration names."""
+    return agent_env(base, kind, list(env_pass), also=cli_key_variables(kind, base), given=given)
+
+
+def cli_key_variables(kind: AgentKind, base: Mapping[str, str]) -> list[str]:
+    """Variables a CLI's configuration says hold its keys: Codex providers' `env_key`s."""
+    if kind != AgentKind.CODEX:
+        return []
+    home = base.get("CODEX_HOME") or str(Path(base.get("HOME", "~")).expanduser() / ".codex")
+    try:
+        config = tomllib.loads((Path(home) / "config.toml").read_text())
+    except (OSError, ValueError):
+        return []
+    providers = config.get("model_providers")
+    return [p["env_key"] for p in (providers.values() if isinstance(providers, dict) else [])
+            if isinstance(p, dict) and isinstance(p.get("env_key"), str)]
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

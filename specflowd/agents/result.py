@@ -33,7 +33,13 @@ class AgentRequest(BaseModel):
     resume_session_id: str | None = None
     fork_session: bool = False
     append_system_prompt: str | None = None
-    permission_mode: str | None = None
+    permission_mode: str = ""  # "": specflowd's setting for the CLI; else the CLI's own mode
+    verify_command: str = ""  # the project's, which the agent may run
+    read_dirs: list[Path] = Field(default_factory=list)  # besides cwd: the spec's documents
+    write_dirs: list[Path] = Field(default_factory=list)  # besides cwd: the git directories, the inbox
+    # The daemon's environment passes through `env_pass` (core/environment.py; the daemon gives
+    # `[agent] env_pass`), then `env` is set on top.
+    env_pass: list[str] = Field(default_factory=lambda: ["*"])
     env: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("command", mode="before")

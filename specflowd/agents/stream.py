@@ -8,19 +8,21 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 
 from specflowd.agents.limits import is_usage_limit, reset_time
 from specflowd.agents.result import AgentRequest
 from specflowd.core.events import RunResult
-from specflowd.core.vocab import TAIL_CHARS, ErrorType
+from specflowd.core.prices import TokenUsage
+from specflowd.core.vocab import TAIL_CHARS, ErrorType, StopReason
 
 _NO_SESSION = re.compile(
-    r"No conversation found with session ID|no (?:rollout|session|thread) found|Invalid session identifier", re.I)
-# How an agent names the task it works on: a `specflowd mark` call or a commit trailer.
-_TASK = re.compile(r"(?:specflowd\s+mark\s+|Specflow-Task:\s*)(T\d{3,}[a-z]?|\d+(?:\.\d+)*\.?|#\d+)")
+    r"No conversation found with session ID|no (?:rollout|session|thread) found|Invalid session identifier"
+    r"|No previous sessions found", re.I)
+# How an agent names the task it works on: a `specflowd mark` call (the id quoted or not) or a commit trailer.
+_TASK = re.compile(r"(?:specflowd\s+mark\s+['\"]?|Specflow-Task:\s*)(T\d{3,}[a-z]?|\d+(?:\.\d+)*\.?|#\d+)")
 
 
 _ERROR_CHARS = 4000
@@ -28,6 +30,9 @@ _ERROR_CHARS = 4000
 
 # Final, Observation and Transcript are frozen dataclasses, not pydantic models: one is made per
 # output line, and validation would cost more than parsing the line (16 agents x 10k events).
+Tokens = Mapping[str, TokenUsage]  # by model; "" is the model the run was given (a CLI that does not say)
+
+
 @dataclass(frozen=True, slots=True)
 class Final:
     """A CLI's own verdict on the run (its result event)."""
@@ -38,6 +43,8 @@ class Final:
     session_id: str | None = None
     cost_usd: float | None = None
     turns: int | None = None
+    tokens: Tokens | None = None  # the whole run's, when the result says
+    refused: tuple[str, ...] = ()  # tool calls the CLI refused, named
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,8 @@ class Observation:
     text: str | None = None
     error: str | None = None
     final: Final | None = None
+    tokens: Tokens | None = None  # used since the last report (added up)
+    unreachable: bool | None = None  # True: the CLI waits for an API it cannot reach; False: it got through
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +75,15 @@ class Transcript:
     text: str = ""
     error: str = ""
     final: Final | None = None
+    tokens: Tokens = field(default_factory=dict)
+    unreachable: bool = False
 
 
 def fold(t: Transcript, observations: Iterable[Observation]) -> Transcript:
     """The transcript after `observations`, in order: later facts replace earlier ones, counts add up."""
     session_id, tool, task_id, cost_usd, text, final = t.session_id, t.tool, t.task_id, t.cost_usd, t.text, t.final
-    turns, errors = t.turns, [t.error] if t.error else []
+    turns, errors, unreachable = t.turns, [t.error] if t.error else [], t.unreachable
+    tokens = dict(t.tokens)
     for obs in observations:
         session_id = obs.session_id if obs.session_id is not None else session_id
         tool = obs.tool if obs.tool is not None else tool
@@ -80,18 +92,24 @@ def fold(t: Transcript, observations: Iterable[Observation]) -> Transcript:
         text = obs.text if obs.text is not None else text
         final = obs.final if obs.final is not None else final
         turns += obs.turn
+        # Any other line of substance means the CLI got through to its API again.
+        unreachable = obs.unreachable if obs.unreachable is not None else (
+            False if obs.turn or obs.final or obs.tool else unreachable)
+        for model, used in (obs.tokens or {}).items():
+            tokens[model] = tokens[model] + used if model in tokens else used
         if obs.error:
             # Keep earlier errors too: a CLI often says why (usage limit, reset time) before it gives up.
             errors.append(obs.error)
     return Transcript(session_id=session_id, tool=tool, task_id=task_id, cost_usd=cost_usd, turns=turns,
-                      text=text, error="\n".join(errors)[-_ERROR_CHARS:], final=final)
+                      text=text, error="\n".join(errors)[-_ERROR_CHARS:], final=final, tokens=tokens,
+                      unreachable=unreachable)
 
 
 class Exit(BaseModel):
     """How the process ended, as the supervisor saw it."""
 
     code: int | None  # None: not our child (adopted), so its status cannot be known
-    stopped: Literal["timeout", "cancelled"] | None = None
+    stopped: StopReason | None = None
     stderr_tail: str = ""
     duration_s: float = 0.0
 
@@ -109,6 +127,9 @@ class Adapter:
     # Only lines holding one of these can tell anything (empty: every line can). Most of a stream
     # is text and tool output; the supervisor does not even decode those lines.
     keys: tuple[str, ...] = ()
+    # The cost and tokens a run reports are its session's totals so far, resumed or forked
+    # sessions included (Claude Code, Codex), not the run's own.
+    session_totals: bool = False
 
 
 def conclude(adapter: Adapter, t: Transcript, exit: Exit, now: datetime, transcript_tail: str = "") -> RunResult:
@@ -117,12 +138,15 @@ def conclude(adapter: Adapter, t: Transcript, exit: Exit, now: datetime, transcr
     said = "\n".join(s for s in ((final.text if final else ""), t.error, exit.stderr_tail) if s)
     error_type = _error_type(adapter, final, said, exit)
     text = (final.text if final and final.text else t.text) or t.error
+    if exit.stopped == StopReason.UNREACHABLE:
+        text = f"{adapter.kind} could not reach its model API and kept retrying: stopped ({t.error[-300:]})"
+    cost = final.cost_usd if final and final.cost_usd is not None else t.cost_usd
     return RunResult(
         ok=error_type is None,
         error_type=error_type,
         error=None if error_type is None else (text or exit.stderr_tail or error_type.value)[-TAIL_CHARS:],
         session_id=(final.session_id if final else None) or t.session_id,
-        cost_usd=(final.cost_usd if final and final.cost_usd is not None else t.cost_usd) or 0.0,
+        cost_usd=cost or 0.0,
         turns=(final.turns if final and final.turns is not None else t.turns),
         duration_s=exit.duration_s,
         text=text[-TAIL_CHARS:],
@@ -130,10 +154,16 @@ def conclude(adapter: Adapter, t: Transcript, exit: Exit, now: datetime, transcr
         transcript_tail=transcript_tail[-TAIL_CHARS:],
         exit_code=exit.code,
         resets_at=reset_time(said, now) if error_type is ErrorType.RATE_LIMITED else None,
+        refused=list(final.refused) if final else [],
+        tokens=dict(final.tokens if final and final.tokens is not None else t.tokens),
+        # No cost said: the daemon prices the tokens.
+        cost_estimated=cost is None,
     )
 
 
 def _error_type(adapter: Adapter, final: Final | None, said: str, exit: Exit) -> ErrorType | None:
+    if exit.stopped == StopReason.UNREACHABLE:
+        return ErrorType.PROCESS_FAILED
     if exit.stopped:
         return ErrorType(exit.stopped)
     succeeded = (final.ok and exit.code in (0, None)) if final else (not adapter.needs_final and exit.code == 0)
@@ -184,6 +214,13 @@ def task_in(tool_input: object) -> str | None:
     command = tool_input.get("command") if isinstance(tool_input, dict) else tool_input
     m = _TASK.search(command) if isinstance(command, str) else None
     return m.group(1).rstrip(".") if m else None
+
+
+def per_model(usage: object, read: Callable[[dict[str, Any]], TokenUsage]) -> dict[str, TokenUsage] | None:
+    """Tokens by model from a CLI's `{model: {its counts}}` table, each read by `read`."""
+    if not isinstance(usage, dict):
+        return None
+    return {str(model): read(used) for model, used in usage.items() if isinstance(used, dict)}
 
 
 def as_float(value: object) -> float | None:

@@ -23,11 +23,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from specflowd import fsio
 from specflowd.agents.pool import Pool
-from specflowd.agents.process import child_env, is_alive, lower_priority, process_start_time, signal_group
+from specflowd.agents.process import is_alive, lower_priority, process_start_time, run_env, signal_group
 from specflowd.agents.registry import adapter_for
 from specflowd.agents.result import (
     AgentRequest,
@@ -40,7 +39,7 @@ from specflowd.agents.result import (
 from specflowd.agents.stream import Adapter, Exit, Transcript, conclude, fold
 from specflowd.agents.tail import Follower, Inotify
 from specflowd.core.events import RunResult
-from specflowd.core.vocab import TAIL_CHARS, ErrorType
+from specflowd.core.vocab import TAIL_CHARS, ErrorType, StopReason
 
 Post = Callable[[object], None]
 _log = logging.getLogger(__name__)
@@ -50,6 +49,9 @@ _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
 THREAD_NAME = "specflowd-agent"
 # How long after a log grows it is read: live progress may lag this much, and no more.
 READ_EVERY_S = 0.05
+# How long a CLI may say it cannot reach its model API before it is stopped: some (Codex) would
+# wait for the network forever.
+UNREACHABLE_S = 120.0
 
 
 def tail(path: Path, chars: int = TAIL_CHARS) -> str:
@@ -60,6 +62,21 @@ def tail(path: Path, chars: int = TAIL_CHARS) -> str:
             return f.read().decode("utf-8", "replace")[-chars:]
     except OSError:
         return ""
+
+
+def finished_in_log(kind: str, log: Path) -> bool:
+    """Whether a run's log holds the CLI's verdict (its result event): a run that ended while no
+    daemon watched can then be judged from its log."""
+    adapter = adapter_for(kind)
+    try:
+        follower = Follower(log, 0, adapter.keys)
+    except OSError:
+        return False
+    try:
+        lines = [*follower.read_lines(), follower.rest()]
+    finally:
+        follower.close()
+    return fold(Transcript(), filter(None, map(adapter.parse_line, lines))).final is not None
 
 
 class _Run:
@@ -76,21 +93,26 @@ class _Run:
         self.pidfd: int | None = None
         self.wd: int | None = None
         self.transcript = Transcript()
-        self.stopped: Literal["timeout", "cancelled"] | None = None
+        self.stopped: StopReason | None = None
         self.kill_at: float | None = None
         self.deadline = 0.0
+        self.give_up_at: float | None = None  # while the CLI says it cannot reach its API
 
     def wakes_at(self) -> float | None:
-        return self.kill_at if self.stopped else self.deadline
+        if self.stopped:
+            return self.kill_at
+        return min(self.deadline, self.give_up_at) if self.give_up_at is not None else self.deadline
 
 
 class Supervisor:
     """Runs agents and reports them to `post` (thread-safe; the daemon passes its queue's `put`)."""
 
-    def __init__(self, post: Post, *, pool: Pool | None = None, grace_s: float = 5.0) -> None:
+    def __init__(self, post: Post, *, pool: Pool | None = None, grace_s: float = 5.0,
+                 unreachable_s: float = UNREACHABLE_S) -> None:
         self._post = post
         self._pool = pool
         self._grace_s = grace_s
+        self._unreachable_s = unreachable_s
         self._lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
         self._inotify = Inotify()
@@ -200,7 +222,8 @@ class Supervisor:
         began = time.monotonic()
         try:
             proc = subprocess.Popen(run.adapter.argv(request, prompt), cwd=request.cwd,
-                                    env=child_env(os.environ, request.env), stdin=stdin, stdout=out, stderr=err,
+                                    env=run_env(os.environ, request.kind, request.env_pass, request.env),
+                                    stdin=stdin, stdout=out, stderr=err,
                                     start_new_session=True)
         except OSError as e:
             self._finish(run, RunResult(ok=False, error_type=ErrorType.PROCESS_FAILED, error=str(e), stderr_tail=str(e)))
@@ -333,8 +356,10 @@ class Supervisor:
     def _enforce(self, run: _Run, now: float) -> None:
         record = run.record
         assert record is not None
-        if run.stopped is None and (run.cancelled.is_set() or now >= run.deadline):
-            run.stopped = "cancelled" if run.cancelled.is_set() else "timeout"
+        if run.stopped is None and (run.cancelled.is_set() or now >= run.deadline
+                                    or (run.give_up_at is not None and now >= run.give_up_at)):
+            run.stopped = (StopReason.CANCELLED if run.cancelled.is_set() else
+                           StopReason.TIMEOUT if now >= run.deadline else StopReason.UNREACHABLE)
             signal_group(record.pid, signal.SIGTERM)
             run.kill_at = now + self._grace_s
         if run.kill_at is not None and now >= run.kill_at:
@@ -385,6 +410,10 @@ class Supervisor:
             lines.append(run.follower.rest())
         before = run.transcript
         after = run.transcript = fold(before, filter(None, map(run.adapter.parse_line, lines)))
+        if not after.unreachable:
+            run.give_up_at = None
+        elif run.give_up_at is None:
+            run.give_up_at = time.monotonic() + self._unreachable_s
         progress = (after.session_id, after.tool, after.cost_usd, after.task_id)
         # One progress event per read, and only on change: a fast stream must not flood the daemon.
         if progress != (before.session_id, before.tool, before.cost_usd, before.task_id):

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def command(target: str, batch_size: int | None, as_json: bool) -> None:
     """Show the batches for SPEC-ID (read from the design-docs branch) or for a task-list FILE."""
+    from specflowd.core import records
     from specflowd.core.plan import make_plan
     from specflowd.core.tasklist import parse
 
@@ -51,7 +52,7 @@ def command(target: str, batch_size: int | None, as_json: bool) -> None:
                        "committed version (the daemon commits hand edits once they settle)", err=True)
     plan = make_plan(parse(data), spec=spec, file=file, batch_size=size)
     if as_json:
-        click.echo(plan.model_dump_json(indent=2))
+        click.echo(records.to_json(plan))
         return
     click.echo(render(plan))
 

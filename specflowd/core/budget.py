@@ -10,8 +10,7 @@ design and analyze runs count per phase against the same per-batch figure.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
+from specflowd.core.records import record
 from specflowd.core.state import OrchestrationState
 from specflowd.core.vocab import Phase
 
@@ -19,7 +18,8 @@ FLOOR_USD = 0.01
 MIN_SHARE = 0.01
 
 
-class Allowance(BaseModel):
+@record
+class Allowance:
     """What the next run may spend, and which budget that figure comes from."""
 
     usd: float

@@ -17,21 +17,19 @@ machines the shell also reports `LeaseLost` and `TakenOver` (SPEC §10).
 
 from __future__ import annotations
 
+from dataclasses import field
 from datetime import datetime
-from typing import Annotated, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
 
 from specflowd.core.plan import Plan
+from specflowd.core.prices import TokenUsage
 from specflowd.core.prompts import PromptRequest
+from specflowd.core.records import record
 from specflowd.core.vocab import ErrorType, FeedEvent, MergeOutcome, Phase, Purpose, RecoverChoice, TaskStatus
 
 
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RunResult(_Data):
+@record
+class RunResult:
     """An agent run's outcome, whatever CLI ran it: the agent layer concludes it from the run's
     stream and exit, and the machine judges the batch by it."""
 
@@ -47,21 +45,32 @@ class RunResult(_Data):
     stderr_tail: str = ""
     transcript_tail: str = ""
     resets_at: datetime | None = None  # when a usage limit lifts, if the CLI said
+    refused: list[str] = field(default_factory=list)  # tool calls the CLI refused, named (`Bash(npm test)`)
+    tokens: dict[str, TokenUsage] = field(default_factory=dict)  # by model; "" is the model the run was given
+    cost_estimated: bool = False  # cost_usd comes from tokens and prices, not from the CLI
+    unpriced: list[str] = field(default_factory=list)  # models that used tokens but have no price
+    # What a CLI that reports its session's running totals said (Claude Code, Codex): cost_usd and
+    # tokens above are this run's share, these totals less those of the session it continued.
+    session_cost_usd: float | None = None
+    session_tokens: dict[str, TokenUsage] = field(default_factory=dict)
 
 
 # ---- events: what happened, as the shell reports it ----
 
-class _Event(_Data):
+@record
+class _Event:
     now: datetime
 
 
+@record
 class Start(_Event):
     type: Literal["start"] = "start"
     plan: Plan  # the task list's plan at start; no tasks means the design phase writes them
-    task_status: dict[str, TaskStatus] = Field(default_factory=dict)  # every task's, finished ones too
+    task_status: dict[str, TaskStatus] = field(default_factory=dict)  # every task's, finished ones too
     design_prompt: str = ""
 
 
+@record
 class AgentStarted(_Event):
     type: Literal["agent_started"] = "agent_started"
     run_n: int
@@ -69,8 +78,10 @@ class AgentStarted(_Event):
     pid_start_time: int | None = None
     log_file: str | None = None
     session_id: str | None = None
+    base_commit: str | None = None  # the work branch's tip when the run started: its commits come after
 
 
+@record
 class AgentSession(_Event):
     """The agent said which session it runs in: kept, so that a daemon that restarts while the
     agent is gone resumes that session rather than starting over."""
@@ -80,6 +91,7 @@ class AgentSession(_Event):
     session_id: str
 
 
+@record
 class AgentFinished(_Event):
     type: Literal["agent_finished"] = "agent_finished"
     run_n: int
@@ -88,62 +100,74 @@ class AgentFinished(_Event):
     task_status: dict[str, TaskStatus] | None = None
 
 
+@record
 class TasksMarked(_Event):
     type: Literal["tasks_marked"] = "tasks_marked"
     statuses: dict[str, TaskStatus]
 
 
+@record
 class PlanReady(_Event):
     type: Literal["plan_ready"] = "plan_ready"
     plan: Plan
-    task_status: dict[str, TaskStatus] = Field(default_factory=dict)
+    task_status: dict[str, TaskStatus] = field(default_factory=dict)
 
 
+@record
 class VerifyFinished(_Event):
     type: Literal["verify_finished"] = "verify_finished"
     exit_code: int
     output_tail: str = ""
 
 
+@record
 class MergeFinished(_Event):
     type: Literal["merge_finished"] = "merge_finished"
     outcome: MergeOutcome
-    files: list[str] = Field(default_factory=list)
+    files: list[str] = field(default_factory=list)
     detail: str = ""
 
 
+@record
 class Pause(_Event):
     type: Literal["pause"] = "pause"
     stop_run: bool = False  # stop the running agent now, rather than let it finish
 
 
+@record
 class Resume(_Event):
     type: Literal["resume"] = "resume"
 
 
+@record
 class Cancel(_Event):
     type: Literal["cancel"] = "cancel"
 
 
+@record
 class Merge(_Event):
     type: Literal["merge"] = "merge"
 
 
+@record
 class Recover(_Event):
     type: Literal["recover"] = "recover"
     choice: RecoverChoice
-    budget: dict[str, float] = Field(default_factory=dict)  # budget keys raised (or lowered) for a retry
+    budget: dict[str, float] = field(default_factory=dict)  # budget keys raised (or lowered) for a retry
 
 
+@record
 class RateLimitReset(_Event):
     type: Literal["rate_limit_reset"] = "rate_limit_reset"
 
 
+@record
 class Restarted(_Event):
     type: Literal["restarted"] = "restarted"
-    alive: dict[int, bool] = Field(default_factory=dict)  # run n -> same pid and start time still there
+    alive: dict[int, bool] = field(default_factory=dict)  # run n -> same pid and start time still there
 
 
+@record
 class LeaseLost(_Event):
     """Many machines (SPEC §10): this host's lease on the orchestration lapsed or was taken; it stops
     its agent at once and writes nothing more for it."""
@@ -152,6 +176,7 @@ class LeaseLost(_Event):
     reason: str
 
 
+@record
 class TakenOver(_Event):
     """Many machines: this host took the lapsed lease of `previous_host` (the `taken-over` commit is
     pushed with it), and resumes the orchestration from the feed and the pushed work branch."""
@@ -161,11 +186,8 @@ class TakenOver(_Event):
     previous_host: str
 
 
-Event = Annotated[
-    Start | AgentStarted | AgentSession | AgentFinished | TasksMarked | PlanReady | VerifyFinished | MergeFinished | Pause
-    | Resume | Cancel | Merge | Recover | RateLimitReset | Restarted | LeaseLost | TakenOver,
-    Field(discriminator="type"),
-]
+Event = (Start | AgentStarted | AgentSession | AgentFinished | TasksMarked | PlanReady | VerifyFinished | MergeFinished
+         | Pause | Resume | Cancel | Merge | Recover | RateLimitReset | Restarted | LeaseLost | TakenOver)
 EventType = Literal["start", "agent_started", "agent_session", "agent_finished", "tasks_marked", "plan_ready", "verify_finished",
                     "merge_finished", "pause", "resume", "cancel", "merge", "recover", "rate_limit_reset",
                     "restarted", "lease_lost", "taken_over"]
@@ -173,7 +195,8 @@ EventType = Literal["start", "agent_started", "agent_session", "agent_finished",
 
 # ---- actions: what the shell is asked to do ----
 
-class RunAgent(_Data):
+@record
+class RunAgent:
     type: Literal["run_agent"] = "run_agent"
     n: int
     phase: Phase
@@ -186,60 +209,66 @@ class RunAgent(_Data):
     task_ids: list[str]
 
 
-class StopAgent(_Data):
+@record
+class StopAgent:
     type: Literal["stop_agent"] = "stop_agent"
     n: int
     reason: str
 
 
-class AdoptAgent(_Data):
+@record
+class AdoptAgent:
     type: Literal["adopt_agent"] = "adopt_agent"
     n: int
     pid: int | None
     log_file: str | None
 
 
-class RunVerify(_Data):
+@record
+class RunVerify:
     type: Literal["run_verify"] = "run_verify"
     command: str
     timeout_s: int
 
 
-class StopVerify(_Data):
+@record
+class StopVerify:
     type: Literal["stop_verify"] = "stop_verify"
     reason: str
 
 
-class MergeBranch(_Data):
+@record
+class MergeBranch:
     type: Literal["merge_branch"] = "merge_branch"
     branch: str
     base_branch: str
     recheck: bool = False  # may be half done (restart): an already merged branch counts as merged
 
 
-class ReadPlan(_Data):
+@record
+class ReadPlan:
     type: Literal["read_plan"] = "read_plan"
     spec: str
 
 
-class CommitEvent(_Data):
+@record
+class CommitEvent:
     type: Literal["commit_event"] = "commit_event"
     subject: str
     event: FeedEvent
     trailers: dict[str, str]  # keys without the `Specflow-` prefix, as trailers.event_message takes
 
 
-class ScheduleWake(_Data):
+@record
+class ScheduleWake:
     type: Literal["schedule_wake"] = "schedule_wake"
     at: datetime
 
 
-class WriteState(_Data):
+@record
+class WriteState:
     type: Literal["write_state"] = "write_state"
 
 
-Action = Annotated[
-    RunAgent | StopAgent | AdoptAgent | RunVerify | StopVerify | MergeBranch | ReadPlan | CommitEvent
-    | ScheduleWake | WriteState,
-    Field(discriminator="type"),
-]
+Action = (RunAgent | StopAgent | AdoptAgent | RunVerify | StopVerify | MergeBranch | ReadPlan | CommitEvent
+          | ScheduleWake | WriteState)

@@ -9,17 +9,16 @@ The shell (`daemon/fleet.py`, `daemon/sync.py`, `repo/remote.py`) fetches, pushe
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from specflowd.core.config import BudgetConfig, OrchestrationConfig
+from specflowd.core.config import BudgetConfig, OrchestrationConfig, RunConfig
 from specflowd.core.lease import Lease, lapsed
 from specflowd.core.plan import Plan
 from specflowd.core.rebuild import rebuild
-from specflowd.core.state import BatchState, OrchestrationState, RunConfig
+from specflowd.core.records import given, record
+from specflowd.core.state import BatchState, OrchestrationState
 from specflowd.core.tasklist import Mark
 from specflowd.core.text import one_line
 from specflowd.core.trailers import parse_trailers
@@ -33,10 +32,9 @@ UNFENCED = frozenset({FeedEvent.QUEUED, FeedEvent.LEASE_LOST})
 KEEP_ENDED = 100  # ended orchestrations of other hosts the view keeps (the newest)
 
 
-class Record(BaseModel):
+@record
+class Record:
     """One orchestration as the shared feed tells it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: str
     spec: str
@@ -48,7 +46,7 @@ class Record(BaseModel):
     started: bool = False
     ended: bool = False
     last_at: datetime | None = None
-    entries: list[dict[str, Any]] = Field(default_factory=list)  # its feed entries, oldest first
+    entries: list[dict[str, Any]] = field(default_factory=list)  # its feed entries, oldest first
 
 
 def fold(records: dict[str, Record], entries: list[dict[str, Any]]) -> set[str]:
@@ -159,8 +157,8 @@ def queued_message(orchestration: str, spec: str, host: str, request_id: str, ov
 @dataclass(frozen=True)
 class QueuedRequest:
     request_id: str
-    orchestration: OrchestrationConfig
-    budget: BudgetConfig | None
+    orchestration: dict[str, Any]  # the [orchestration] keys the request set, and only those
+    budget: dict[str, Any]  # the [budget] keys it set
 
 
 def parse_queued(message: str) -> QueuedRequest:
@@ -168,12 +166,11 @@ def parse_queued(message: str) -> QueuedRequest:
     values = dict(parse_trailers(message))
     try:
         settings = json.loads(values.get("Config") or "{}")
-    except ValueError:
-        settings = {}
-    budget = settings.get("budget")
-    return QueuedRequest(request_id=values.get("Request", ""),
-                         orchestration=OrchestrationConfig.model_validate(settings.get("orchestration") or {}),
-                         budget=BudgetConfig.model_validate(budget) if budget else None)
+        orchestration = given(OrchestrationConfig, settings.get("orchestration") or {}, "orchestration")
+        budget = given(BudgetConfig, settings.get("budget") or {}, "budget")
+    except (ValueError, AttributeError):  # not what a host writes: the project's settings, unchanged
+        orchestration, budget = {}, {}
+    return QueuedRequest(request_id=values.get("Request", ""), orchestration=orchestration, budget=budget)
 
 
 def claim_message(c: Claim, host: str) -> tuple[str, FeedEvent, dict[str, str]]:

@@ -22,10 +22,10 @@ Feed events (`Specflow-Event`, each also a line of the decision log) are `vocab.
 
 from __future__ import annotations
 
+from copy import deepcopy
+from dataclasses import field, replace
 from datetime import datetime, timedelta
 from typing import assert_never
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from specflowd.core.budget import allowance, describe_stop
 from specflowd.core.events import (
@@ -61,11 +61,16 @@ from specflowd.core.events import (
     VerifyFinished,
     WriteState,
 )
+from specflowd.core.permissions import refusal
 from specflowd.core.plan import Plan
-from specflowd.core.prompts import PromptRequest
+from specflowd.core.prices import total
+from specflowd.core.prompts import PromptRequest, mark_word
+from specflowd.core.records import record
 from specflowd.core.state import AgentRun, BatchState, Decision, OrchestrationState, Work
 from specflowd.core.vocab import (
     FINISHED,
+    FORKS,
+    RESUMES,
     TAIL_CHARS,
     TERMINAL,
     Awaiting,
@@ -185,11 +190,10 @@ FENCED_TAKES: frozenset[EventType] = frozenset({"agent_started", "agent_session"
                                                "taken_over"})
 
 
-class Transition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+@record
+class Transition:
     state: OrchestrationState
-    actions: list[Action] = Field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
     refused: str | None = None
 
 
@@ -206,7 +210,7 @@ def step(state: OrchestrationState, event: Event) -> Transition:
     if state.lease_lost_at is not None and event.type not in FENCED_TAKES:
         return Transition(state=state, refused=f"this host lost its lease on orchestration {state.id}: "
                                                "it writes nothing more for it")
-    m = _Machine(state.model_copy(deep=True), event.now)
+    m = _Machine(deepcopy(state), event.now)
     refused = m.dispatch(event)
     if refused is not None:
         return Transition(state=state, refused=refused)
@@ -370,7 +374,7 @@ class _Machine:
         heal = work.purpose == Purpose.HEAL
         a = allowance(s, work.phase, work.batch, heal)
         if not a.covers:
-            retry = work.model_copy(update={"purpose": Purpose.WORK, "fork": False}) if heal and work.batch else work
+            retry = replace(work, purpose=Purpose.WORK, fork=False) if heal and work.batch else work
             self.attention(describe_stop(s, a), retry, event=FeedEvent.BUDGET_STOPPED)
             return
         run = AgentRun(n=len(s.runs) + 1, phase=work.phase, batch=work.batch, purpose=work.purpose,
@@ -409,6 +413,7 @@ class _Machine:
                        "first_task": tasks[0] if tasks else (b.task_ids[0] if b.task_ids else "T001")}
         else:
             values["first_task"] = next(iter(s.task_status), "T001")
+        values["first_task_arg"] = mark_word(values["first_task"])  # quoted for a shell: `'#20'`
         template = work.purpose if work.purpose in (Purpose.FOLLOWUP, Purpose.HEAL) else work.phase.value
         if work.purpose == Purpose.HEAL:
             values |= self.heal_values(work, b)
@@ -516,7 +521,7 @@ class _Machine:
     def continuation(self, run: AgentRun) -> Work:
         """Pick up an interrupted run: its session resumed if it has one, else the same run again."""
         return Work(kind=WorkKind.AGENT, phase=run.phase, batch=run.batch, purpose=run.purpose,
-                    resume_session=run.session_id, after_run=run.n, continues=True)
+                    resume_session=self.resumable(run.session_id), after_run=run.n, continues=True)
 
     # ---- events ----
 
@@ -566,6 +571,7 @@ class _Machine:
             return f"run {ev.run_n} is not running"
         run.pid, run.pid_start_time, run.log_file = ev.pid, ev.pid_start_time, ev.log_file
         run.session_id = ev.session_id or run.session_id
+        run.base_commit = ev.base_commit or run.base_commit
         if (self.s.status in TERMINAL or self.s.lease_lost_at is not None) and not run.stop_requested:
             self.stop(run, f"the orchestration is {self.s.status.value}" if self.s.lease_lost_at is None
                       else "this host lost its lease")
@@ -594,6 +600,9 @@ class _Machine:
         run.ended_at, run.ok, run.error_type, run.error = self.now, r.ok, r.error_type, r.error
         run.exit_code, run.turns, run.cost_usd = r.exit_code, r.turns, r.cost_usd
         run.session_id = r.session_id or run.session_id
+        run.tokens = total(r.tokens) if r.tokens else run.tokens
+        run.cost_estimated, run.unpriced, run.refused = r.cost_estimated, r.unpriced, r.refused
+        run.session_cost_usd, run.session_tokens = r.session_cost_usd, r.session_tokens
         if not r.ok:
             run.stderr_tail, run.transcript_tail = r.stderr_tail[-TAIL_CHARS:], r.transcript_tail[-TAIL_CHARS:]
         s.total_cost_usd += r.cost_usd
@@ -639,12 +648,22 @@ class _Machine:
     def batch_run_ended(self, run: AgentRun, r: RunResult, b: BatchState, failure: str) -> None:
         s = self.s
         left = remaining_tasks(s, b)
+        if left and r.refused:
+            # Said to be a success or not, the CLI refused what the tasks need; a follow-up or a
+            # healer would be refused the same: the settings must change first.
+            run.ok, run.error_type = False, ErrorType.PERMISSION_DENIED
+            run.error = refusal(s.config.agent.kind, r.refused)
+            # The refused commands are the agent's text: named in the state, counted in the feed.
+            refused = len(set(r.refused))
+            self.batch_failed(b, run, f"the agent's CLI refused {refused} tool call(s) the tasks need", run.error,
+                              heal=False)
+            return
         if r.ok and not left:
             self.complete(b)
         elif r.ok and run.purpose == Purpose.WORK and b.followups == 0:
             b.followups += 1
             self.go(Work(kind=WorkKind.AGENT, phase=Phase.IMPLEMENT, batch=b.index, purpose=Purpose.FOLLOWUP,
-                         resume_session=run.session_id, after_run=run.n))
+                         resume_session=self.resumable(run.session_id), after_run=run.n))
         else:
             why = failure if not r.ok else f"run {run.n} ended but {', '.join(left)} not marked done"
             self.batch_failed(b, run, why, None if r.ok else r.error)
@@ -660,18 +679,22 @@ class _Machine:
         self.next_batch()
 
     def heal_work(self, phase: Phase, batch: int | None, run: AgentRun | None) -> Work:
-        session = run.session_id if run else None
+        session = run.session_id if run and self.s.config.agent.kind in FORKS else None
         return Work(kind=WorkKind.AGENT, phase=phase, batch=batch, purpose=Purpose.HEAL, resume_session=session,
                     fork=session is not None, after_run=run.n if run else None)
+
+    def resumable(self, session: str | None) -> str | None:
+        """The session to continue, when the CLI can continue one (else a fresh session, with context)."""
+        return session if self.s.config.agent.kind in RESUMES else None
 
     def can_heal(self, attempts: int) -> bool:
         o = self.s.config.orchestration
         return o.auto_heal and attempts < o.max_heal_attempts
 
-    def batch_failed(self, b: BatchState, run: AgentRun, why: str, detail: str | None) -> None:
+    def batch_failed(self, b: BatchState, run: AgentRun, why: str, detail: str | None, heal: bool = True) -> None:
         s = self.s
         b.error = with_detail(why, detail)
-        if self.can_heal(b.heal_attempts):
+        if heal and self.can_heal(b.heal_attempts):
             b.heal_attempts += 1
             b.status = BatchStatus.HEALING
             self.go(self.heal_work(Phase.IMPLEMENT, b.index, run))
@@ -803,7 +826,7 @@ class _Machine:
         s = self.s
         how = ev.choice.value
         if ev.budget and ev.choice != RecoverChoice.ABORT:
-            s.config.budget = s.config.budget.model_copy(update=ev.budget)
+            s.config.budget = replace(s.config.budget, **ev.budget)
             how += " with budget " + ", ".join(f"{k} ${v:.2f}" for k, v in sorted(ev.budget.items()))
         if ev.choice == RecoverChoice.ABORT:
             self.set_status(Status.FAILED)
@@ -816,12 +839,12 @@ class _Machine:
 
     def retry(self, how: str) -> str | None:
         s = self.s
-        work = (s.next_work or self.fallback_work()).model_copy(update={"continues": False})
+        work = replace(s.next_work or self.fallback_work(), continues=False)
         if work.kind == WorkKind.AGENT and work.batch:
             b = s.batches[work.batch - 1]
             b.heal_attempts, b.followups, b.cost_at_retry, b.error = 0, 0, b.cost_usd, None
             b.status = BatchStatus.PENDING
-            work = work.model_copy(update={"purpose": Purpose.WORK, "fork": False, "resume_session": None})
+            work = replace(work, purpose=Purpose.WORK, fork=False, resume_session=None)
         if work.kind == WorkKind.AGENT:
             a = allowance(s, work.phase, work.batch, work.purpose == Purpose.HEAL)
             if not a.covers:
@@ -937,8 +960,7 @@ class _Machine:
         for run in live_runs(s):
             self.lose(run, f"the orchestration was taken over by {ev.host}")
         s.host, s.lease_lost_at = ev.host, None
-        work = (s.next_work or self.fallback_work()).model_copy(
-            update={"resume_session": None, "fork": False, "continues": False})
+        work = replace(s.next_work or self.fallback_work(), resume_session=None, fork=False, continues=False)
         s.decisions.append(Decision(at=self.now, decision=f"taken over from {ev.previous_host} by {ev.host}",
                                     reason=FeedEvent.TAKEN_OVER))
         if s.status == Status.RUNNING and s.awaiting is not None:

@@ -65,6 +65,9 @@ def summary(state: OrchestrationState, now: datetime, titles: Mapping[str, str] 
         "next": next_step(state),
         "elapsed_s": max(0.0, (end - begun).total_seconds()),
         "cost_usd": round(state.total_cost_usd, 4),
+        # Codex and Gemini CLI say tokens, not money: their cost is priced by specflowd.
+        "cost_estimated": state.cost_estimated,
+        "unpriced_models": sorted({m for r in state.runs for m in r.unpriced}),
         "budget_total_usd": state.config.budget.total,
         "waiting_until": state.waiting_until.isoformat() if state.waiting_until else None,
         "agents_running": [{"run": r.n, "pid": r.pid, "purpose": r.purpose, "batch": r.batch} for r in live],
@@ -73,6 +76,14 @@ def summary(state: OrchestrationState, now: datetime, titles: Mapping[str, str] 
         "last_decisions": [{"at": d.at.isoformat(), "decision": d.decision, "reason": d.reason}
                            for d in state.decisions[-5:]],
     }
+
+
+def cost_note(s: dict[str, Any]) -> str:
+    """What the cost figure is, when it is not what the CLIs said."""
+    if s["unpriced_models"]:
+        return (f" (estimated from tokens; no price for {', '.join(s['unpriced_models'])}: "
+                "set [agent] prices, their tokens count as $0)")
+    return " (estimated from tokens)" if s["cost_estimated"] else ""
 
 
 def duration(seconds: float) -> str:
@@ -96,7 +107,8 @@ def list_line(s: dict[str, Any]) -> str:
     batch = f"batch {s['batch']}" if s["batch"] else f"{s['batches_done']}/{s['batches_total']} batches"
     return (f"{s['orchestration']}  {s['spec']:<24} {s['status']:<15} {s['phase']:<9} "
             f"{cut(visible(batch), LIST_BATCH):<{LIST_BATCH}} "
-            f"{s['tasks_done']}/{s['tasks_total']} tasks  ${s['cost_usd']:.2f}  {duration(s['elapsed_s'])}")
+            f"{s['tasks_done']}/{s['tasks_total']} tasks  ${s['cost_usd']:.2f}{'~' if s['cost_estimated'] else ''}  "
+            f"{duration(s['elapsed_s'])}")
 
 
 def details(state: OrchestrationState, now: datetime, titles: Mapping[str, str] | None = None) -> str:
@@ -108,7 +120,8 @@ def details(state: OrchestrationState, now: datetime, titles: Mapping[str, str] 
         f"orchestration {state.id}  spec {state.spec}",
         f"status {s['status']}, phase {s['phase']}" + (f", batch {visible(s['batch'])}" if s["batch"] else ""),
         f"tasks {s['tasks_done']}/{s['tasks_total']} done{on}",
-        f"elapsed {duration(s['elapsed_s'])}, cost ${s['cost_usd']:.2f} of ${s['budget_total_usd']:.2f}",
+        f"elapsed {duration(s['elapsed_s'])}, cost ${s['cost_usd']:.2f} of ${s['budget_total_usd']:.2f}"
+        + visible(cost_note(s)),
     ]
     if state.waiting_until:
         lines.append(f"waiting for a usage limit until {state.waiting_until.isoformat()}")

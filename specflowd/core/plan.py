@@ -5,22 +5,23 @@ from __future__ import annotations
 import heapq
 from itertools import compress
 
-from pydantic import BaseModel
-
+from specflowd.core.records import record
 from specflowd.core.tasklist import Document, counts
 from specflowd.core.vocab import FINISHED, TaskStatus
 
 PREAMBLE = "(before the first section)"
 
 
-class Batch(BaseModel):
+@record
+class Batch:
     index: int  # 1-based
     name: str
     task_ids: list[str]  # every task of the batch, in run order
     incomplete: list[str]  # the ones still to do, in run order: what the agent is asked for
 
 
-class Plan(BaseModel):
+@record
+class Plan:
     spec: str
     file: str
     tasks_total: int
@@ -83,11 +84,9 @@ def make_plan(doc: Document, *, spec: str, file: str, batch_size: int = 15) -> P
         else:
             task_ids = [ids[i] for i in order]
             incomplete = [ids[i] for i in order if todo[i]]
-        # model_construct: the planner builds these from parsed data; validating 5,000 ids
-        # again would cost more than planning them.
-        batches.append(Batch.model_construct(index=b + 1, name=name, task_ids=task_ids, incomplete=incomplete))
+        batches.append(Batch(index=b + 1, name=name, task_ids=task_ids, incomplete=incomplete))
     done = counts(doc)[TaskStatus.DONE]
-    return Plan.model_construct(spec=spec, file=file, tasks_total=n, tasks_done=done, used_fallback=used_fallback,
+    return Plan(spec=spec, file=file, tasks_total=n, tasks_done=done, used_fallback=used_fallback,
                 batches=batches, warnings=warnings)
 
 

@@ -10,14 +10,16 @@ contains shell snippets, still renders. The machine fills the values it knows
 
 from __future__ import annotations
 
+import shlex
 from string import Template
 
-from pydantic import BaseModel
+from specflowd.core.records import record
 
 NAMES = ("design", "analyze", "implement", "followup", "heal")
 
 
-class PromptRequest(BaseModel):
+@record
+class PromptRequest:
     """Which template to render, and the values the state machine knows."""
 
     template: str
@@ -41,3 +43,14 @@ def render(request: PromptRequest, template: str, *, docs_worktree: str) -> str:
     values = paths(request.values.get("spec", ""), docs_worktree, request.values.get("task_file") or None)
     values.update(request.values)
     return Template(template).safe_substitute(values)
+
+
+def mark_word(task_id: str) -> str:
+    """A task id as a shell word: `#20` is quoted, or a shell would drop it as a comment."""
+    return shlex.quote(task_id)
+
+
+def task_line(task_id: str, box: str, description: str) -> str:
+    """A task as the prompts show it: its box and text as in the task list (a `#N` task's text has no
+    id), and the exact command that marks it done."""
+    return f"- [{box}] {description} (mark: specflowd mark {mark_word(task_id)} --done)"

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -18,10 +19,11 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
-from specflowd.core import ids
+from specflowd.core import ids, records
 from specflowd.core.config import BudgetConfig, OrchestrationConfig
 from specflowd.core.state import OrchestrationState
 from specflowd.core.vocab import ErrorCode, RecoverChoice, RequestAction, TaskStatus
@@ -35,6 +37,18 @@ TaskRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s]+$")
 CommitId = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{4,64}$")]
 
 
+def _keys_of(section: type) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Keys of a config section a request sets, checked as the section types them; only these
+    override the project's config. (The sections are records, for the fast commands' sake.)"""
+    return lambda data: records.given(section, data)
+
+
+OrchestrationKeys = Annotated[dict[str, Any], AfterValidator(_keys_of(OrchestrationConfig)),
+                              WithJsonSchema(TypeAdapter(OrchestrationConfig).json_schema())]
+BudgetKeys = Annotated[dict[str, Any], AfterValidator(_keys_of(BudgetConfig)),
+                       WithJsonSchema(TypeAdapter(BudgetConfig).json_schema())]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: RequestId | None = None
@@ -43,9 +57,8 @@ class _Request(BaseModel):
 class StartRequest(_Request):
     action: Literal[RequestAction.START]
     spec: SpecId
-    # Only the keys given override the project's [orchestration] and [budget]: `model_fields_set`.
-    config: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    config: OrchestrationKeys = Field(default_factory=dict)
+    budget: BudgetKeys = Field(default_factory=dict)
 
 
 class OrchestrationRequest(_Request):
@@ -57,7 +70,7 @@ class RecoverRequest(_Request):
     action: Literal[RequestAction.RECOVER]
     orchestration: OrchestrationId
     choice: RecoverChoice
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)  # budgets raised for what comes next
+    budget: BudgetKeys = Field(default_factory=dict)  # budgets raised for what comes next
 
 
 class MarkRequest(_Request):
@@ -206,8 +219,11 @@ def _field_error(e: ValidationError) -> ErrorBody:
     # The discriminated union puts the action name first; it is not a field.
     if loc and loc[0] in ACTIONS:
         loc = loc[1:]
-    field = ".".join(loc) or None
     msg = first["msg"].removeprefix("Value error, ")
+    inner = first.get("ctx", {}).get("error")
+    if isinstance(inner, records.RecordError):  # a config key of the request: name it
+        loc, msg = [*loc, *filter(None, [inner.path])], inner.message
+    field = ".".join(loc) or None
     if first["type"] == "extra_forbidden":
         msg = "unknown field"
     return ErrorBody(code=ErrorCode.INVALID_FIELD, field=field, message=f"{field}: {msg}" if field else msg)
@@ -228,4 +244,4 @@ def error_response(rid: str, error: ErrorBody, at: datetime) -> dict[str, Any]:
 def schemas() -> dict[str, Any]:
     """The JSON Schemas of requests, responses and the orchestration state file."""
     return {"request": REQUEST.json_schema(), "response": RESPONSE.json_schema(),
-            "state": OrchestrationState.model_json_schema()}
+            "state": TypeAdapter(OrchestrationState).json_schema()}

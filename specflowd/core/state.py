@@ -1,13 +1,14 @@
-"""The state of one orchestration (SPEC §6): plain pydantic data, written to
+"""The state of one orchestration (SPEC §6): plain records (`core/records.py`), written to
 `.specflow/workflows/orchestration-<id>.json` and rebuilt from the branch history when lost."""
 
 from __future__ import annotations
 
+from dataclasses import field
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from specflowd.core.config import AgentConfig, BudgetConfig, HealConfig, OrchestrationConfig
+from specflowd.core.config import RunConfig
+from specflowd.core.prices import TokenUsage
+from specflowd.core.records import record
 from specflowd.core.vocab import (
     ACTIVE,
     Awaiting,
@@ -24,11 +25,8 @@ from specflowd.core.vocab import (
 SCHEMA_VERSION = 1
 
 
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Work(Model):
+@record
+class Work:
     """The next unit of work, kept while the orchestration may not go on (paused, usage-limited,
     needs attention): resume, the usage-limit reset and `recover retry` start it."""
 
@@ -42,7 +40,8 @@ class Work(Model):
     continues: bool = False  # picks up an interrupted run (usage limit, restart, a stopping pause)
 
 
-class AgentRun(Model):
+@record
+class AgentRun:
     """One agent process: enough to adopt it after a daemon restart, or resume its session."""
 
     n: int  # 1-based run number within the orchestration; names its log file
@@ -66,48 +65,49 @@ class AgentRun(Model):
     stderr_tail: str | None = None  # kept for a failed run: a healer is given them
     transcript_tail: str | None = None
     stop_requested: bool = False  # the machine asked the shell to stop it (pause, cancel)
+    base_commit: str | None = None  # the work branch's tip when it started: the run's commits come after
+    tokens: TokenUsage | None = None  # all models together
+    cost_estimated: bool = False  # cost_usd was worked out from tokens and prices
+    unpriced: list[str] = field(default_factory=list)  # models it used that have no price
+    refused: list[str] = field(default_factory=list)  # tool calls its CLI refused
+    session_cost_usd: float | None = None  # its session's running totals at its end, as its CLI said
+    session_tokens: dict[str, TokenUsage] = field(default_factory=dict)
 
 
-class BatchState(Model):
+@record
+class BatchState:
     index: int  # 1-based
     name: str
     task_ids: list[str]
     status: BatchStatus = BatchStatus.PENDING
     heal_attempts: int = 0
     followups: int = 0
-    runs: list[int] = Field(default_factory=list)  # AgentRun.n of this batch's runs
+    runs: list[int] = field(default_factory=list)  # AgentRun.n of this batch's runs
     cost_usd: float = 0.0
     error: str | None = None
     cost_at_retry: float = 0.0  # the batch's cost when `recover retry` gave it a fresh per-batch budget
 
 
-class Decision(Model):
+@record
+class Decision:
     at: datetime
     decision: str
     reason: str
 
 
-class RunConfig(Model):
-    """The settings an orchestration runs with, frozen at start (request overrides applied)."""
-
-    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)
-    agent: AgentConfig = Field(default_factory=AgentConfig)
-    heal: HealConfig = Field(default_factory=HealConfig)
-
-
-class OrchestrationState(Model):
+@record
+class OrchestrationState:
     schema_version: int = SCHEMA_VERSION
     id: str
     spec: str
     project: str  # the project root
     status: Status = Status.RUNNING
     phase: Phase = Phase.DESIGN
-    config: RunConfig = Field(default_factory=RunConfig)
-    batches: list[BatchState] = Field(default_factory=list)
+    config: RunConfig = field(default_factory=RunConfig)
+    batches: list[BatchState] = field(default_factory=list)
     current_batch: int | None = None  # 1-based index of the batch being worked on
-    runs: list[AgentRun] = Field(default_factory=list)
-    decisions: list[Decision] = Field(default_factory=list)
+    runs: list[AgentRun] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
     total_cost_usd: float = 0.0
     healing_cost_usd: float = 0.0
     error: str | None = None
@@ -117,7 +117,7 @@ class OrchestrationState(Model):
     started_at: datetime | None = None  # set by the machine's Start event
     task_file: str | None = None  # the task list, relative to the design-docs worktree
     design_prompt: str = ""  # what the design phase is asked to write the spec from
-    task_status: dict[str, TaskStatus] = Field(default_factory=dict)
+    task_status: dict[str, TaskStatus] = field(default_factory=dict)
     awaiting: Awaiting | None = None
     pause_reason: PauseReason | None = None
     next_work: Work | None = None
@@ -133,3 +133,8 @@ class OrchestrationState(Model):
     @property
     def active(self) -> bool:
         return self.status in ACTIVE and self.lease_lost_at is None
+
+    @property
+    def cost_estimated(self) -> bool:
+        """Some of the cost was worked out from tokens (or could not be: a model had no price)."""
+        return any(r.cost_estimated or r.unpriced for r in self.runs)

@@ -244,6 +244,9 @@ class Document:
             raise TaskListError(f"task id {key} is ambiguous: it appears at {where}; use #N", code=ErrorCode.CONFLICT)
         if key in found.by_id:
             return found.by_id[key]
+        # `20` for `#20`: a shell drops an unquoted `#20` as a comment, so agents often pass the number.
+        if key.isdigit() and 1 <= int(key) <= len(self._boxes) and found.ids[int(key) - 1] == f"#{key}":
+            return int(key) - 1
         raise TaskListError(f"no task {task_id.strip()!r} in this task list")
 
     def with_line(self, index: int, new_line: bytes) -> Document:

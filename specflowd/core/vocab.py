@@ -39,6 +39,7 @@ class MarkSource(StrEnum):
     CLI = "cli"  # `specflowd mark --now`
     REQUEST = "request"  # a mark request answered by the daemon
     HAND_EDIT = "hand-edit"  # a person's edit of the task list, committed for them
+    TRAILER = "trailer"  # a code commit's `Specflow-Task:` trailer, read by the daemon after the agent's run
 
 
 # ---- orchestrations (SPEC §6) ----
@@ -201,6 +202,34 @@ class ErrorType(StrEnum):
     CANCELLED = "cancelled"
     BAD_OUTPUT = "bad_output"
     LOST = "lost"  # gone while no daemon watched, and its log does not say how it ended
+    PERMISSION_DENIED = "permission_denied"  # the CLI refused tool calls, and tasks were left undone
+
+
+class StopReason(StrEnum):
+    """Why the supervisor stopped a run that was still going."""
+
+    TIMEOUT = "timeout"  # [agent] timeout_s passed
+    CANCELLED = "cancelled"  # the orchestration asked (cancel, a stopping pause)
+    UNREACHABLE = "unreachable"  # the CLI kept waiting for a model API it could not reach
+
+
+# Which CLIs can continue a session (`--resume`, `exec resume`), and which can fork one into a new
+# session that keeps its history. A healer forks where it can; elsewhere it starts a fresh session
+# with the failure's context, as does a follow-up where nothing can be resumed.
+RESUMES = frozenset({AgentKind.CLAUDE, AgentKind.CODEX, AgentKind.GEMINI})
+FORKS = frozenset({AgentKind.CLAUDE, AgentKind.CODEX})
+
+# `[agent] permission_mode`: "" is specflowd's own setting for each CLI (what the implement prompt
+# needs: edit files, commit, `specflowd mark`, the verify command; README, "Agents"); anything else
+# is the CLI's own word, passed to it: Claude Code's --permission-mode, Codex's sandbox mode,
+# Gemini CLI's --approval-mode. Aider and plain commands have none.
+PERMISSION_MODES: dict[AgentKind, frozenset[str]] = {
+    AgentKind.CLAUDE: frozenset({"", "acceptEdits", "auto", "bypassPermissions", "manual", "dontAsk", "plan"}),
+    AgentKind.CODEX: frozenset({"", "read-only", "workspace-write", "danger-full-access"}),
+    AgentKind.GEMINI: frozenset({"", "default", "auto_edit", "yolo", "plan"}),
+    AgentKind.AIDER: frozenset({""}),
+    AgentKind.COMMAND: frozenset({""}),
+}
 
 
 # ---- requests (SPEC §5) ----

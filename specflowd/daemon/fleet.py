@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from specflowd.core.fleet import Claim, Record
 from specflowd.core.lease import Lease, clock_skew_s, holder_must_stop, iso, max_skew_s
 from specflowd.core.plan import Plan, make_plan
 from specflowd.core.protocol import StartRequest
+from specflowd.core.records import dump
 from specflowd.core.state import OrchestrationState
 from specflowd.core.text import visible
 from specflowd.core.trailers import parse_trailers
@@ -133,7 +134,7 @@ class Fleet:
             self.adopting.discard(c.orchestration)
             state = self.site.states.get(c.orchestration)
             if result.won and state is not None:
-                self.site.save(state.model_copy(update={"host": self.host}))
+                self.site.save(replace(state, host=self.host))
             elif not result.won:
                 self.lose(c.orchestration, f"it could not be claimed for this host: {result.why}")
             return
@@ -241,8 +242,7 @@ class Fleet:
             raise UserError(f"spec {spec} already has an orchestration in the fleet, {running.id}: cancel it first, "
                             "or wait for it to end", code=ErrorCode.CONFLICT, field="spec")
         oid = self.new_id()
-        overrides = {key: orchestrations.given(value) for key, value in
-                     (("orchestration", request.config), ("budget", request.budget))}
+        overrides = {"orchestration": dump(request.config), "budget": dump(request.budget)}
         message = fleet.queued_message(oid, spec, self.host, rid, {k: v for k, v in overrides.items() if v})
         sha = site.docs.commit(lambda snap: ([], message), allow_empty=True)
         if sha is not None:  # known at once here, so that this host may claim it before it is pushed

@@ -43,7 +43,7 @@ from specflowd.daemon.watch import (
 from specflowd.errors import EXIT_CONFIG, UserError
 from specflowd.repo.designdocs import DesignDocs
 from specflowd.repo.project import Project, locate
-from specflowd.repo.settings import listed_projects, load_config, load_user_config, user_config_path
+from specflowd.repo.settings import listed_projects, load_config, user_config_path, user_settings
 
 # Errors that are the disk's, not the request's: the request waits for space.
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -72,8 +72,12 @@ def open_site(project: Project, loop: Loop) -> Site:
                 docs.repair()  # what a crash of the last daemon (or of `mark --now`) left
         except UserError as e:
             log.warning("the design-docs worktree needs a person: %s", e.message)
+        inbox = Inbox(project.requests, project.responses)
+        for folder in (inbox.responses / ".tmp", inbox.digests, project.workflows):  # its atomic writes
+            for stale in fsio.stale_temp_files(folder):
+                stale.unlink(missing_ok=True)
         return Site(project=project, config=load_config(project), docs=docs,
-                    inbox=Inbox(project.requests, project.responses), hand=HandEdits(project.root, docs, loop.later),
+                    inbox=inbox, hand=HandEdits(project.root, docs, loop.later),
                     lock_fd=lock_fd, states=statefile.load_all(project))
     except BaseException:
         os.close(lock_fd)
@@ -96,9 +100,9 @@ class Daemon:
             raise
         self.observer = make_observer(observer, self.post)
         # One pool for the whole daemon: the user config's [pool], else the first project's.
-        user = load_user_config()
+        user = user_settings().get("pool", {})
         first = next(iter(self.sites.values())).config
-        self.pool = Pool(user.pool.max_agents if "pool" in user.model_fields_set else first.pool.max_agents)
+        self.pool = Pool(user.get("max_agents", first.pool.max_agents))
         self.supervisor = Supervisor(self.post, pool=self.pool)
         self.runner = Runner(self.loop, self.supervisor, self.sites)
         try:  # many machines (SPEC §10): the projects that share a remote, synced before READY

@@ -47,7 +47,7 @@ def execute(site: Site, request: Request, rid: str, runner: Runner) -> dict[str,
 def machine_event(request: OrchestrationRequest | RecoverRequest, now: datetime) -> Event:
     """The orchestration machine's event for a request about an orchestration."""
     if isinstance(request, RecoverRequest):
-        return Recover(now=now, choice=request.choice, budget=orchestrations.given(request.budget))
+        return Recover(now=now, choice=request.choice, budget=request.budget)
     match request.action:
         case RequestAction.PAUSE:
             return Pause(now=now)

@@ -5,12 +5,14 @@ agent supervisor and verify threads report back by posting events."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import assert_never
 
 from specflowd.agents.process import is_alive, specflow_env
+from specflowd.agents.registry import adapter_for
 from specflowd.agents.result import (
     AgentRequest,
     RunFinished,
@@ -19,8 +21,10 @@ from specflowd.agents.result import (
     RunRecord,
     RunStarted,
 )
-from specflowd.agents.supervisor import Supervisor, tail
+from specflowd.agents.supervisor import Supervisor, finished_in_log, tail
 from specflowd.core import machine
+from specflowd.core.costs import own_share, priced, session_end
+from specflowd.core.environment import path_with
 from specflowd.core.events import (
     Action,
     AdoptAgent,
@@ -47,7 +51,7 @@ from specflowd.core.events import (
     WriteState,
 )
 from specflowd.core.plan import Plan, make_plan
-from specflowd.core.prompts import render
+from specflowd.core.prompts import render, task_line
 from specflowd.core.state import AgentRun, OrchestrationState
 from specflowd.core.tasklist import TaskListError
 from specflowd.core.text import visible
@@ -58,8 +62,10 @@ from specflowd.daemon.site import Site
 from specflowd.daemon.verify import Verifier
 from specflowd.daemon.watch import Rescan
 from specflowd.errors import UserError
-from specflowd.repo import merge, worktrees
-from specflowd.repo.project import template
+from specflowd.program import own_program
+from specflowd.repo import git, merge, worktrees
+from specflowd.repo.evidence import apply_trailers
+from specflowd.repo.project import Project, template
 
 log = logging.getLogger("specflowd.runner")
 
@@ -98,6 +104,11 @@ class Runner:
         self.supervisor = supervisor
         self.sites = sites
         self.verifier = Verifier()
+        # Agents reach this very specflowd first on their PATH, and by $SPECFLOW_BIN.
+        self.program = own_program()
+        # What each run was started with, while it runs: its work branch's tip then, and the
+        # request itself (a session that cannot be resumed is started again without it).
+        self.launched: dict[str, tuple[AgentRequest, Path, str | None]] = {}
         loop.on(RunStarted, self._on_started)
         loop.on(RunProgress, self._on_progress)
         loop.on(RunFinished, lambda e: self._ended(e.run_id, e.result))
@@ -132,7 +143,11 @@ class Runner:
             live = machine.live_runs(state)
             if not state.active and not live:
                 continue
-            alive = {r.n: bool(r.pid and r.pid_start_time and is_alive(r.pid, r.pid_start_time)) for r in live}
+            # A run that ended while no daemon watched but wrote its result is adopted too: its
+            # result is read from its log, and its cost counts.
+            alive = {r.n: bool(r.pid and r.pid_start_time and is_alive(r.pid, r.pid_start_time))
+                          or bool(r.log_file and finished_in_log(state.config.agent.kind, Path(r.log_file)))
+                     for r in live}
             self._step(site, state, Restarted(now=datetime.now(UTC), alive=alive))
 
     # -- reading the task list -----------------------------------------------------------------
@@ -238,12 +253,12 @@ class Runner:
         cwd = worktrees.ensure(project, state.spec, state.config.orchestration.base_branch)
         worktrees.lock(project, state.spec, f"specflowd: agent run {action.n} of {state.id}")
         values = dict(action.prompt.values)
-        # The machine knows task ids; the prompt shows each task as its line of the task list.
+        # The machine knows task ids; the prompt shows each task as its line of the task list, with
+        # the exact command that marks it.
         values["tasks"] = _task_lines(site, state.spec, action.task_ids) if action.task_ids else "none"
-        text = render(action.prompt.model_copy(update={"values": values}),
+        text = render(replace(action.prompt, values=values),
                       template(project, "prompts", f"{action.prompt.template}.md"), docs_worktree=str(site.docs.worktree))
-        env = specflow_env(project=project.root, spec=state.spec, orchestration=state.id, tasks=action.task_ids,
-                           inbox=project.requests)
+        git_dir, common_dir = git.git_dirs(cwd)
         heal = action.purpose == Purpose.HEAL
         request = AgentRequest(
             kind=cfg.kind, command=cfg.command, prompt=text, cwd=cwd,
@@ -251,9 +266,27 @@ class Runner:
             fallback_model=cfg.fallback_model or None, allowed_tools=cfg.allowed_tools,
             disallowed_tools=cfg.disallowed_tools, max_turns=state.config.heal.max_turns if heal else cfg.max_turns,
             max_budget_usd=action.max_budget_usd if action.max_budget_usd > 0 else None,
-            timeout_s=cfg.timeout_s, resume_session_id=action.resume_session, fork_session=action.fork, env=env)
-        self.supervisor.start(_run_id(state.id, action.n), request,
-                              project.log_file(state.id, action.n, action.phase.value), orchestration=state.id)
+            timeout_s=cfg.timeout_s, resume_session_id=action.resume_session, fork_session=action.fork,
+            permission_mode=cfg.permission_mode, verify_command=state.config.orchestration.verify_command,
+            read_dirs=[site.docs.worktree], write_dirs=[common_dir, git_dir, project.requests],
+            env_pass=cfg.env_pass, env=self._agent_env(project, state, action, cwd))
+        run_id = _run_id(state.id, action.n)
+        log_path = project.log_file(state.id, action.n, action.phase.value)
+        tip = git.read_ref(project.common_dir, f"refs/heads/{worktrees.work_branch(state.spec)}")
+        self.launched[run_id] = (request, log_path, tip)
+        self.supervisor.start(run_id, request, log_path, orchestration=state.id)
+
+    def _agent_env(self, project: Project, state: OrchestrationState, action: RunAgent, cwd: Path) -> dict[str, str]:
+        """What specflowd sets for an agent, over what passes of its own environment: SPEC §9's
+        variables, this specflowd first on PATH and as $SPECFLOW_BIN, and the repository's git
+        identity (some CLIs hide the user's git configuration from the commands they run)."""
+        env = specflow_env(project=project.root, spec=state.spec, orchestration=state.id, tasks=action.task_ids,
+                           inbox=project.requests)
+        env.update(git.identity(cwd))
+        env["PATH"] = path_with(str(self.program.parent) if self.program else None, os.environ.get("PATH"))
+        if self.program:
+            env["SPECFLOW_BIN"] = str(self.program)
+        return env
 
     def _adopt(self, site: Site, state: OrchestrationState, action: AdoptAgent) -> None:
         run = _agent_run(state, action.n)
@@ -279,8 +312,10 @@ class Runner:
         found = self._site_run(e.run_id)
         if found is not None:
             site, state, n = found
+            launched = self.launched.get(e.run_id)
             self._step(site, state, AgentStarted(now=datetime.now(UTC), run_n=n, pid=e.pid,
-                                                 pid_start_time=e.start_time, log_file=str(e.log_path)))
+                                                 pid_start_time=e.start_time, log_file=str(e.log_path),
+                                                 base_commit=launched[2] if launched else None))
 
     def _on_progress(self, e: RunProgress) -> None:
         log.debug("run %s: tool %s, task %s, cost %s", e.run_id, e.tool, e.task_id, e.cost_usd)
@@ -302,17 +337,42 @@ class Runner:
         found = self._site_run(run_id)
         if found is None:
             return
-        site, state, _ = found
+        site, state, n = found
+        launched = self.launched.pop(run_id, None)
+        if launched and result.error_type == ErrorType.INVALID_SESSION and launched[0].resume_session_id:
+            # The session was never saved, or is gone: the same prompt in a fresh session, rather
+            # than a failed attempt.
+            request, log_path, _ = launched
+            log.info("run %s: session %s cannot be resumed; starting a fresh session", run_id,
+                     request.resume_session_id)
+            fresh = request.model_copy(update={"resume_session_id": None, "fork_session": False})
+            self.launched[run_id] = (fresh, log_path, launched[2])
+            self.supervisor.start(run_id, fresh, log_path, orchestration=state.id)
+            return
         worktrees.unlock(site.project, state.spec)
         self.loop.post(Rescan())
-        self.loop.post(RunEnded(run_id, result))
+        if adapter_for(state.config.agent.kind).session_totals:
+            run = _agent_run(state, n)
+            continued = launched[0].resume_session_id if launched else run.resumed_from if run else None
+            result = own_share(result, session_end(state, continued, n))
+        self.loop.post(RunEnded(run_id, priced(result, state.config.agent)))
 
     def _on_run_ended(self, e: RunEnded) -> None:
         found = self._site_run(e.run_id)
-        if found is not None:
-            site, state, n = found
-            self._step(site, state, AgentFinished(now=datetime.now(UTC), run_n=n, result=e.result,
-                                                  task_status=self.statuses(site, state)))
+        if found is None:
+            return
+        site, state, n = found
+        statuses = self.statuses(site, state)
+        run = _agent_run(state, n)
+        since = (run.base_commit if run else None) or state.config.orchestration.base_branch
+        try:
+            if apply_trailers(site.project, site.docs, state.spec, since, worktrees.work_branch(state.spec),
+                              statuses=statuses, orchestration=state.id):
+                statuses = self.statuses(site, state)
+        except (UserError, git.GitError) as err:
+            log.warning("orchestration %s: the trailers of run %d's commits could not be read: %s", state.id, n,
+                        getattr(err, "message", err))
+        self._step(site, state, AgentFinished(now=datetime.now(UTC), run_n=n, result=e.result, task_status=statuses))
 
     # -- merge ------------------------------------------------------------------------------------
 
@@ -339,7 +399,7 @@ def _agent_run(state: OrchestrationState, n: int) -> AgentRun | None:
 
 
 def _task_lines(site: Site, spec: str, task_ids: list[str]) -> str:
-    """The batch's tasks as their lines in the task list: id, box and title, for the prompt."""
+    """The batch's tasks as their lines in the task list (box and text), each with its mark command."""
     snap = site.docs.snapshot()
     doc = site.docs.document(snap, snap.task_file(spec))
     lines = []
@@ -347,9 +407,9 @@ def _task_lines(site: Site, spec: str, task_ids: list[str]) -> str:
         try:
             task = doc.find(task_id)
         except TaskListError:
-            lines.append(f"- [ ] {task_id}")
+            lines.append(task_line(task_id, " ", task_id))
             continue
-        lines.append(f"- [{task.box}] {task.description.strip()}")
+        lines.append(task_line(task_id, task.box, task.description.strip()))
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from specflowd import fsio
+from specflowd.core import records
 from specflowd.core.state import OrchestrationState
 from specflowd.repo.project import Project
 
@@ -17,13 +18,13 @@ PATTERN = "orchestration-*.json"
 
 def save(project: Project, state: OrchestrationState) -> None:
     fsio.make_private_dirs(project.workflows)
-    fsio.atomic_write(project.state_file(state.id), state.model_dump_json(indent=2).encode() + b"\n")
+    fsio.atomic_write(project.state_file(state.id), records.to_json(state).encode() + b"\n")
 
 
 def read_one(project: Project, orchestration: str) -> OrchestrationState | None:
     """One orchestration's state, None when its file is missing or does not parse (yet)."""
     try:
-        return OrchestrationState.model_validate_json(fsio.read_regular(project.state_file(orchestration)) or b"")
+        return records.from_json(OrchestrationState, fsio.read_regular(project.state_file(orchestration)) or b"")
     except (OSError, ValueError):
         return None
 
@@ -36,7 +37,7 @@ def read_all(project: Project) -> tuple[dict[str, OrchestrationState], dict[Path
     for path in sorted(project.workflows.glob(PATTERN)):
         try:
             state = read(project, path)
-        except (OSError, ValueError) as e:  # pydantic's ValidationError is a ValueError
+        except (OSError, ValueError) as e:  # a RecordError or JSONDecodeError is a ValueError
             broken[path] = str(e).splitlines()[0]
             continue
         states[state.id] = state
@@ -46,7 +47,7 @@ def read_all(project: Project) -> tuple[dict[str, OrchestrationState], dict[Path
 def read(project: Project, path: Path) -> OrchestrationState:
     """One state file; OSError or ValueError when it cannot be read or does not hold its own
     orchestration."""
-    state = OrchestrationState.model_validate_json(fsio.read_regular(path) or b"")
+    state = records.from_json(OrchestrationState, fsio.read_regular(path) or b"")
     if path.name != project.state_file(state.id).name:
         raise ValueError(f"it holds orchestration {state.id}")
     return state

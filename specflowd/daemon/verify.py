@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Hashable
 from pathlib import Path
 
-from specflowd.agents.process import child_env
+from specflowd.core.environment import child_env
 from specflowd.core.vocab import TAIL_CHARS
 
 TIMED_OUT = 124  # what `timeout(1)` exits with
@@ -31,7 +31,7 @@ class Verifier:
         # The project's own command, split like a shell would but run without one: use
         # `sh -c '…'` in verify_command for pipes and `&&`.
         proc = subprocess.Popen(shlex.split(command), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=child_env(os.environ, {}))
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=child_env(os.environ))
         self._procs[key] = proc
 
         def wait() -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from specflowd import fsio
 from specflowd.core.lease import clock_skew_s, iso, max_skew_s
+from specflowd.core.permissions import cannot_commit
 from specflowd.core.text import visible
 from specflowd.daemon import pidlock
 from specflowd.errors import UserError
 from specflowd.ops import hooks, systemd
+from specflowd.program import own_program
 from specflowd.repo import git
 from specflowd.repo.git import GitError
 from specflowd.repo.project import Project, locate
@@ -38,8 +41,8 @@ def run_checks(start: Path) -> list[Check]:
         project = locate(start)
     except UserError as e:
         return [*checks, Check("project", FAIL, e.message, "cd into your project's repository")]
-    for fn in (check_initialized, check_base_branch, check_branch, check_worktree, check_repairs, check_excluded, check_hooks,
-               check_agent, check_inotify, check_systemd, check_daemon):
+    for fn in (check_initialized, check_base_branch, check_branch, check_worktree, check_repairs, check_excluded,
+               check_hooks, check_agent, check_program, check_permissions, check_inotify, check_systemd, check_daemon):
         try:
             checks.append(fn(project))
         except (UserError, GitError, OSError) as e:
@@ -129,7 +132,12 @@ def check_hooks(project: Project) -> Check:
                      "run `specflowd hooks install` (commits with Specflow-Task trailers become marks)")
     chained = [n for n in state if (target / f"{n}{hooks.CHAINED}").exists()]
     note = f" (chaining your {', '.join(chained)})" if chained else ""
-    return Check("hooks", OK, f"installed in {target}{note}")
+    program = hooks.program_of(target / "post-commit")
+    if not program or not os.access(program, os.X_OK):
+        gone = f"run {program}, which is not there" if program else "know no specflowd path (older install)"
+        return Check("hooks", WARN, f"installed in {target}, but they {gone}: they fall back to PATH, which "
+                     "agents and GUIs may not have", "run `specflowd hooks install` with the specflowd you use")
+    return Check("hooks", OK, f"installed in {target}{note}, running {program}")
 
 
 def check_agent(project: Project) -> Check:
@@ -140,6 +148,35 @@ def check_agent(project: Project) -> Check:
         return Check("agent", OK, f"{agent.kind}: {found}")
     return Check("agent", FAIL, f"{agent.kind}: `{program or '(empty)'}` is not on PATH",
                  f"install it, or set [agent] command in {project.config_path}")
+
+
+def check_program(project: Project) -> Check:
+    program = own_program()
+    if program is None:
+        return Check("program", WARN, "no `specflowd` executable found (started as `python -m specflowd`?): agents "
+                     "cannot run `specflowd mark` (their commits' trailers still count)",
+                     "install specflowd with pip, or put its folder on PATH")
+    return Check("program", OK, f"agents get {program} first on PATH and as $SPECFLOW_BIN")
+
+
+def check_permissions(project: Project) -> Check:
+    agent = load_config(project).agent
+    why = cannot_commit(agent.kind, agent.permission_mode, agent.disallowed_tools, _codex_sandbox_mode())
+    if why:
+        return Check("permissions", WARN, f"{agent.kind}: agents cannot complete a batch: {why}",
+                     f"change [agent] in {project.config_path} (README, 'Agents')")
+    mode = agent.permission_mode or "specflowd's setting"
+    return Check("permissions", OK, f"{agent.kind} ({mode}): agents may edit, commit and mark")
+
+
+def _codex_sandbox_mode() -> str | None:
+    """Codex's own `sandbox_mode`, when its config sets one: it makes Codex ignore specflowd's profile."""
+    home = Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+    try:
+        mode = tomllib.loads((home / "config.toml").read_text()).get("sandbox_mode")
+    except (OSError, ValueError):
+        return None
+    return mode if isinstance(mode, str) else None
 
 
 def _read_int(path: str) -> int | None:

@@ -4,6 +4,8 @@ and putting those back on uninstall; and the work the scripts hand to Python (`s
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,7 @@ from specflowd.core.lint import lint
 from specflowd.core.tasklist import parse
 from specflowd.core.trailers import commit_tasks
 from specflowd.errors import UserError
+from specflowd.program import own_program
 from specflowd.repo import git
 from specflowd.repo.designdocs import TASK_FILES, DesignDocs
 from specflowd.repo.project import locate
@@ -69,10 +72,13 @@ def install(worktree: Path, branch: str) -> HookReport:
                             "move one of them away, then run `specflowd hooks install` again")
     target.mkdir(parents=True, exist_ok=True)
     source = shipped_dir()
+    program = own_program()
     report = HookReport()
     for name in HOOK_NAMES:
-        # The branch is written into the scripts so that a hook asks git for nothing it can avoid.
-        script = (source / name).read_bytes().replace(b"@BRANCH@", branch.encode())
+        # The branch is written into the scripts so that a hook asks git for nothing it can avoid,
+        # and this specflowd's path so that it is found where PATH lacks it (as pre-commit does).
+        script = (source / name).read_bytes().replace(b"@BRANCH@", branch.encode()).replace(
+            b"@SPECFLOWD@", os.fsencode(shlex.quote(str(program) if program else "")))
         path = target / name
         if path.exists() and not is_ours(path):
             os.replace(path, target / f"{name}{CHAINED}")
@@ -98,6 +104,21 @@ def uninstall(worktree: Path) -> HookReport:
             os.replace(chained, path)
             report.restored.append(name)
     return report
+
+
+_INSTALLED_AS = re.compile(rb"^installed=(.*)$", re.M)
+
+
+def program_of(path: Path) -> str | None:
+    """The specflowd a hook script of ours was written to run ("" when none was known then)."""
+    try:
+        m = _INSTALLED_AS.search(path.read_bytes())
+    except OSError:
+        return None
+    if m is None:
+        return None
+    words = shlex.split(os.fsdecode(m.group(1)))
+    return words[0] if words else ""
 
 
 def installed(worktree: Path) -> dict[str, bool]:

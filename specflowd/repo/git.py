@@ -29,15 +29,10 @@ from gitdb import IStream, LooseObjectDB
 from gitdb.db import PackedDB
 from gitdb.exc import BadObject
 
+from specflowd.core.environment import GIT_LOCATION_VARS
 from specflowd.core.vocab import ErrorCode
 from specflowd.errors import UserError
 
-# Variables a git hook runs with; inherited, they would point our git calls at the wrong repository.
-LOCATION_VARS = (
-    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_PREFIX", "GIT_NAMESPACE", "GIT_QUARANTINE_PATH",
-    "GIT_REFLOG_ACTION", "GIT_EDITOR",
-)
 # Our own commits run no hooks and start no `git maintenance` (SPEC §4).
 QUIET_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "maintenance.auto=false", "-c", "gc.auto=0")
 ZERO = "0" * 40
@@ -46,7 +41,7 @@ MIN_VERSION = (2, 38)  # `git merge-tree --write-tree`, which merges without tou
 
 def git_env(keep: tuple[str, ...] = ()) -> dict[str, str]:
     """The environment for a git process: ours, without the location variables (but `keep`)."""
-    env = {k: v for k, v in os.environ.items() if k not in LOCATION_VARS or k in keep}
+    env = {k: v for k, v in os.environ.items() if k not in GIT_LOCATION_VARS or k in keep}
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
     return env
@@ -187,6 +182,13 @@ def git_path(cwd: Path, name: str) -> Path:
     return path if path.is_absolute() else (cwd / path).resolve()
 
 
+def git_dirs(cwd: Path) -> tuple[Path, Path]:
+    """(git directory, common git directory) of the worktree at `cwd`: for a linked worktree
+    `.git/worktrees/<name>` and `.git`; for the main one, `.git` twice."""
+    lines = _text(cwd, "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir").splitlines()
+    return Path(lines[0]), Path(lines[1])
+
+
 def is_ignored(cwd: Path, path: str) -> bool:
     return _ok(cwd, "check-ignore", "-q", path)
 
@@ -239,6 +241,12 @@ def log(cwd: Path, rev: str, fmt: str, *, limit: int | None = None, grep: str | 
     if grep is not None:
         args += ["-E", f"--grep={grep}"]
     return _text(cwd, *args, rev)
+
+
+def messages(cwd: Path, rev: str) -> list[tuple[str, str]]:
+    """(commit, message) of every commit of `rev` (`a..b`), oldest first."""
+    out = _text(cwd, "log", "--reverse", "--format=%H%x00%B%x1e", rev)
+    return [(sha.strip(), body) for sha, _, body in (e.partition("\0") for e in out.split("\x1e")) if sha.strip()]
 
 
 def staged_paths(cwd: Path, *patterns: str) -> list[str]:
@@ -510,6 +518,21 @@ def committer_ident(cwd: Path) -> str:
         except GitError:
             _ident_cache[key] = "specflowd <specflowd@localhost>"
     return _ident_cache[key]
+
+
+def identity(cwd: Path) -> dict[str, str]:
+    """GIT_AUTHOR_NAME/_EMAIL and GIT_COMMITTER_NAME/_EMAIL as git would commit in `cwd` (from its
+    configuration and environment); nothing for a role git knows no identity for."""
+    out: dict[str, str] = {}
+    for role in ("AUTHOR", "COMMITTER"):
+        try:
+            raw = _text(cwd, "var", f"GIT_{role}_IDENT").strip()
+        except GitError:
+            continue
+        m = re.fullmatch(r"(.*) <(.*)> \d+ [+-]\d{4}", raw)
+        if m:
+            out[f"GIT_{role}_NAME"], out[f"GIT_{role}_EMAIL"] = m.group(1), m.group(2)
+    return out
 
 
 def timestamp() -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from specflowd.core import fleet
 from specflowd.core.config import RemoteConfig
 from specflowd.core.lease import Lease, lease_message, parse_lease, tracking_branch, tracking_leases
+from specflowd.core.records import dump
 from specflowd.core.tasklist import TaskListError, apply_marks, parse
 from specflowd.core.textmerge import reapply
 from specflowd.core.trailers import parse_trailers
@@ -278,8 +279,7 @@ def view(remote: Remote, records: dict[str, fleet.Record], leases: dict[str, Lea
     for oid, rec in records.items():
         if oid in local:
             continue
-        states[oid] = fleet.view_state(rec, leases.get(oid), str(remote.project.root), statuses(rec.spec)).model_dump(
-            mode="json")
+        states[oid] = dump(fleet.view_state(rec, leases.get(oid), str(remote.project.root), statuses(rec.spec)))
     return {"remote": remote.name, "host": host, "at": now.isoformat(), **sync,
             "hosts": fleet.hosts(records, leases),
             "leases": {oid: {"host": lease.host, "expires": lease.expires.isoformat(),

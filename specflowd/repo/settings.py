@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 from specflowd import fsio
-from specflowd.core.config import Config, UserConfig, layered, parse_config
+from specflowd.core.config import Config, Settings, UserConfig, build, layered, parse_settings
+from specflowd.core.records import RecordError
 from specflowd.errors import UserError
 from specflowd.repo.project import Project
 
@@ -29,8 +30,8 @@ def _read(path: Path) -> str | None:
 def load_config(project: Project) -> Config:
     """The project's settings over the user's; defaults where neither file says."""
     text = _read(project.config_path)
-    own = Config() if text is None else parse_config(text, Config, str(project.config_path))
-    return layered(load_user_config(), own)
+    own = {} if text is None else parse_settings(text, Config, str(project.config_path))
+    return layered(user_settings(), own, f"{project.config_path} (over {user_config_path()})")
 
 
 def user_config_path() -> Path:
@@ -38,10 +39,18 @@ def user_config_path() -> Path:
     return Path(base) / "specflowd" / "config.toml"
 
 
-def load_user_config() -> UserConfig:
+def user_settings() -> Settings:
+    """What the user config sets (nothing when there is no such file)."""
     path = user_config_path()
     text = _read(path)
-    return UserConfig() if text is None else parse_config(text, UserConfig, str(path))
+    return {} if text is None else parse_settings(text, UserConfig, str(path))
+
+
+def load_user_config() -> UserConfig:
+    try:
+        return build(UserConfig, user_settings())
+    except RecordError as e:
+        raise UserError(f"{user_config_path()}: {e}") from None
 
 
 def add_project(path: Path) -> bool:
@@ -56,7 +65,7 @@ def add_project(path: Path) -> bool:
     line = "projects = " + json.dumps(projects)  # a TOML array of basic strings, on one line
     assignment = re.compile(r"^projects\s*=\s*\[.*?\]", re.M | re.S)
     new = assignment.sub(lambda m: line, text, count=1) if assignment.search(text) else f"{line}\n{text}"
-    if parse_config(new, UserConfig, str(config)).projects != projects:  # an odd file: say it plainly
+    if parse_settings(new, UserConfig, str(config)).get("projects") != projects:  # an odd file: say it plainly
         raise UserError(f"cannot add {path} to the projects in {config} without rewriting it: add it by hand")
     fsio.make_private_dirs(config.parent)
     fsio.atomic_write(config, new.encode(), mode=0o600)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from specflowd import fsio
+from specflowd.core import records
 from specflowd.core.config import RemoteConfig
 from specflowd.core.fleet import Record
 from specflowd.core.state import OrchestrationState
@@ -26,7 +27,7 @@ def remote_config(project: Project) -> RemoteConfig | None:
     """The project's `[remote]`, None on one machine (read without the rest of the config)."""
     try:
         data = tomllib.loads(project.config_path.read_text(encoding="utf-8")).get("remote") or {}
-        config = RemoteConfig.model_validate(data)
+        config = records.load(RemoteConfig, data, "remote")
     except (OSError, ValueError, AttributeError):
         return None
     return config if config.name else None
@@ -73,7 +74,7 @@ def from_refs(project: Project, config: RemoteConfig) -> dict[str, Any]:
 
 def view_states(view: dict[str, Any]) -> dict[str, OrchestrationState]:
     """The orchestrations the view holds: other hosts', queued ones, and ended ones of the fleet."""
-    return {oid: OrchestrationState.model_validate(data) for oid, data in view.get("orchestrations", {}).items()}
+    return {oid: records.load(OrchestrationState, data) for oid, data in view.get("orchestrations", {}).items()}
 
 
 def annotate(summary: dict[str, Any], view: dict[str, Any], now: datetime, host: str = "") -> dict[str, Any]:

@@ -5,9 +5,11 @@ state files; it rebuilds and writes them itself when it starts)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from specflowd.core import records
 from specflowd.core.lint import lint, removal
 from specflowd.core.overview import summary
 from specflowd.core.rebuild import rebuild
@@ -31,7 +33,7 @@ def load(project: Project, wanted: str | None, others: Mapping[str, Orchestratio
     for oid, state in (others or {}).items():
         mine = states.get(oid)
         if mine is None or mine.lease_lost_at is not None:  # the fleet knows better; the loss is said
-            states[oid] = state.model_copy(update={"lease_lost_at": mine.lease_lost_at if mine else None})
+            states[oid] = replace(state, lease_lost_at=mine.lease_lost_at if mine else None)
     notes = [f"warning: {path.name} is unreadable: {why}" for path, why in broken.items()]
     notes += held_back_edits(project)
     if (wanted and wanted not in states) or (not wanted and not states):
@@ -130,4 +132,4 @@ def task_statuses(project: Project, spec: str) -> dict[str, TaskStatus]:
 def document(state: OrchestrationState, now: datetime, titles: Mapping[str, str] | None = None) -> dict[str, Any]:
     """What `status --json ID` prints (and the page's `/api/orchestrations/<id>` answers): the
     summary, with the whole state."""
-    return dict(summary(state, now, titles), state=state.model_dump(mode="json"))
+    return dict(summary(state, now, titles), state=records.dump(state))

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from specflowd.agents.registry import adapter_for
 from specflowd.agents.result import AgentRequest
 from specflowd.agents.stream import Exit, Final, Observation, Transcript, conclude, fold
+from specflowd.core.prices import TokenUsage
 from specflowd.core.vocab import ErrorType
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -49,11 +50,106 @@ def test_claude_argv_has_every_flag_and_never_the_prompt() -> None:
     pairs = dict(zip(argv, argv[1:], strict=False))
     assert pairs["--output-format"] == "stream-json" and "--verbose" in argv and "-p" in argv
     assert pairs["--model"] == "sonnet" and pairs["--fallback-model"] == "haiku"
-    assert pairs["--allowedTools"] == "Read,Edit" and pairs["--disallowedTools"] == "AskUserQuestion"
+    assert pairs["--disallowedTools"] == "AskUserQuestion"
     assert pairs["--max-turns"] == "7" and pairs["--max-budget-usd"] == "2.5"
     assert pairs["--resume"] == "abc" and "--fork-session" in argv
     assert pairs["--append-system-prompt"] == "be brief" and pairs["--permission-mode"] == "acceptEdits"
     assert not any(PROMPT in a for a in argv)
+
+
+def test_claude_is_allowed_what_the_prompts_need_and_what_the_project_adds() -> None:
+    """Print mode asks nobody: with nothing allowed, every Write and `git commit` is refused."""
+    argv = adapter_for("claude").argv(request(allowed_tools=["Bash(npm test:*)"], verify_command="pytest -q",
+                                              read_dirs=[Path("/p/.specflow/design-docs")]), Path("p"))
+    pairs = dict(zip(argv, argv[1:], strict=False))
+    allowed = pairs["--allowedTools"].split(",")
+    assert {"Edit", "Write", "Bash(git add:*)", "Bash(git commit:*)", "Bash(specflowd mark:*)"} <= set(allowed)
+    assert allowed[-2:] == ["Bash(pytest -q:*)", "Bash(npm test:*)"]
+    assert pairs["--permission-mode"] == "acceptEdits"  # specflowd's setting when none is given
+    assert pairs["--add-dir"] == "/p/.specflow/design-docs"  # the spec's documents, readable
+
+
+def test_codex_argv_commits_inside_its_sandbox() -> None:
+    """Codex's workspace-write sandbox keeps `.git` read-only: specflowd's profile opens the git
+    directories and the inbox, and nothing else besides the worktree and temp folders."""
+    git_dir, inbox = Path("/p/.git"), Path("/p/.specflow/requests")
+    argv = adapter_for("codex").argv(request("codex", model="gpt-5", write_dirs=[git_dir, inbox]), Path("p"))
+    assert argv[:3] == ["codex", "exec", "--json"] and argv[-1] == "-"
+    assert "--full-auto" not in argv and "-s" not in argv  # 0.171 rejects --full-auto; -s would win over the profile
+    configs = [argv[i + 1] for i, a in enumerate(argv) if a == "-c"]
+    assert "allow_login_shell=false" in configs  # a login shell resets PATH, losing specflowd
+    assert 'approval_policy="never"' in configs and 'default_permissions="specflowd"' in configs
+    profile = next(c for c in configs if c.startswith("permissions.specflowd="))
+    assert '"/p/.git"="write"' in profile and '"/p/.specflow/requests"="write"' in profile
+    assert '":root"="read"' in profile and '":project_roots"={"."="write"}' in profile
+    own = adapter_for("codex").argv(request("codex", permission_mode="danger-full-access"), Path("p"))
+    assert own[own.index("-s") + 1] == "danger-full-access" and not any("permissions." in a for a in own)
+
+
+def test_codex_heals_by_forking_and_follows_up_by_resuming() -> None:
+    codex = adapter_for("codex")
+    assert codex.argv(request("codex", resume_session_id="t1", fork_session=True), Path("p"))[-3:] == ["fork", "t1", "-"]
+    assert codex.argv(request("codex", resume_session_id="t1"), Path("p"))[-3:] == ["resume", "t1", "-"]
+
+
+def test_gemini_argv_trusts_the_worktree_and_approves_in_headless_mode() -> None:
+    argv = adapter_for("gemini").argv(request("gemini", read_dirs=[Path("/p/docs")], allowed_tools=["Bash(x)"]),
+                                      Path("p"))
+    pairs = dict(zip(argv, argv[1:], strict=False))
+    assert pairs["--approval-mode"] == "yolo" and "--skip-trust" in argv
+    assert pairs["--include-directories"] == "/p/docs"
+    assert "--allowed-tools" not in argv  # Claude Code's tool names mean nothing to Gemini
+
+
+def test_claude_result_names_refused_calls_and_tokens_per_model() -> None:
+    denials = [{"tool_name": "Bash", "tool_use_id": "t1", "tool_input": {"command": "npm   test", "description": "x"}},
+               {"tool_name": "Write", "tool_use_id": "t2", "tool_input": {"file_path": "/w/a.py", "content": "x"}},
+               {"tool_name": "WebFetch", "tool_use_id": "t3", "tool_input": {}}]
+    usage = {"claude-sonnet-4-5": {"inputTokens": 100, "outputTokens": 20, "cacheReadInputTokens": 5,
+                                   "cacheCreationInputTokens": 7, "costUSD": 0.01}}
+    r = run("claude", [INIT, claude_result(permission_denials=denials, modelUsage=usage)])
+    assert r.ok  # the CLI's verdict; the machine judges it with the tasks left
+    assert r.refused == ["Bash(npm test)", "Write(/w/a.py)", "WebFetch"]
+    assert r.tokens["claude-sonnet-4-5"] == TokenUsage(input=100, output=20, cache_read=5, cache_write=7)
+    assert not r.cost_estimated  # Claude Code says its cost
+
+
+def test_codex_and_gemini_report_tokens_not_money() -> None:
+    codex = run("codex", [{"type": "thread.started", "thread_id": "th"},
+                          {"type": "turn.completed", "usage": {"input_tokens": 1000, "cached_input_tokens": 400,
+                                                               "output_tokens": 50}},
+                          {"type": "turn.completed", "usage": {"input_tokens": 10, "output_tokens": 5}}])
+    assert codex.cost_estimated and codex.cost_usd == 0.0
+    assert codex.tokens[""] == TokenUsage(input=610, output=55, cache_read=400, cache_write=0)
+    gemini = run("gemini", [{"type": "init", "session_id": "g"}, {"type": "result", "status": "success", "stats": {
+        "models": {"gemini-2.5-pro": {"input_tokens": 900, "output_tokens": 30, "cached": 100, "thoughts": 12}}}}])
+    assert gemini.cost_estimated
+    assert gemini.tokens["gemini-2.5-pro"] == TokenUsage(input=800, output=42, cache_read=100, cache_write=0)
+
+
+def test_gemini_success_with_a_failing_exit_code_is_a_failure() -> None:
+    """Gemini CLI says `success` whatever happens next: the exit code is judged too."""
+    r = run("gemini", [{"type": "init", "session_id": "g"}, {"type": "result", "status": "success", "stats": {}}], 1)
+    assert not r.ok and r.error_type is ErrorType.PROCESS_FAILED
+
+
+def test_a_cli_that_cannot_reach_its_api_is_seen_and_stopped_as_failed() -> None:
+    codex = adapter_for("codex")
+    waiting = {"type": "error", "message": "Reconnecting... waiting for network (Connection failed: error sending request)"}
+    t = fold(Transcript(), filter(None, map(codex.parse_line, [json.dumps(waiting)])))
+    assert t.unreachable
+    assert not fold(t, [Observation(turn=True)]).unreachable  # it got through again
+    r = run("codex", [{"type": "thread.started", "thread_id": "th"}, waiting], None, stopped="unreachable")
+    assert r.error_type is ErrorType.PROCESS_FAILED and "could not reach its model API" in (r.error or "")
+
+
+@pytest.mark.parametrize(("command", "task"), [("specflowd mark '#20' --done", "#20"),
+                                                ('specflowd mark "#3" --done', "#3"),
+                                                ("specflowd mark T012 --done", "T012")])
+def test_quoted_task_ids_are_seen_in_progress(command: str, task: str) -> None:
+    obs = adapter_for("claude").parse_line(json.dumps({"type": "assistant", "message": {"content": [
+        {"type": "tool_use", "name": "Bash", "input": {"command": command}}]}}))
+    assert obs is not None and obs.task_id == task
 
 
 def test_claude_fresh_session_has_no_resume_or_fork() -> None:
@@ -97,6 +193,7 @@ def test_claude_progress_sees_tool_and_task() -> None:
     ([INIT, claude_result("success", True, "Claude AI usage limit reached|1767225600")], 1, "", ErrorType.RATE_LIMITED),
     ([INIT, claude_result("error_during_execution", True, "boom")], 1, "", ErrorType.PROCESS_FAILED),
     ([], 1, "No conversation found with session ID: abc", ErrorType.INVALID_SESSION),
+    ([], 42, "Error resuming session: No previous sessions found for this project.", ErrorType.INVALID_SESSION),
     ([INIT, "not json at all"], 0, "", ErrorType.BAD_OUTPUT),
     ([INIT, '{"type":"assis'], -9, "", ErrorType.PROCESS_FAILED),
     ([INIT], None, "", ErrorType.TIMEOUT),

@@ -13,9 +13,9 @@ from tests.agents.conftest import Harness, log_path
 from tests.conftest import git, wait_for
 
 TASKS = """Implement these tasks:
-- [ ] T001 [P] [US1] Create the model
-- [x] T002 Already done
-- [ ] T003 [depends: T001] Wire it up
+- [ ] T001 [P] [US1] Create the model (mark: specflowd mark T001 --done)
+- [x] T002 Already done (mark: specflowd mark T002 --done)
+- [ ] T003 [depends: T001] Wire it up (mark: specflowd mark T003 --done)
 """
 
 
@@ -50,7 +50,9 @@ def test_demo_reports_a_failed_step(repo: Path, harness: Harness) -> None:
 
 def test_tasks_in_prompt_respect_specflow_tasks() -> None:
     assert tasks_in(TASKS, ["T003"]) == [("T003", "Wire it up")]
-    assert tasks_in("- [ ] 2.1 Kiro style\n", []) == [("2.1", "Kiro style")]
+    assert tasks_in("- [ ] 2.1 Kiro style (mark: specflowd mark 2.1 --done)\n", []) == [("2.1", "Kiro style")]
+    # A task list without ids: the id is the one the mark command names, quoted for the shell.
+    assert tasks_in("- [ ] Write the docs (mark: specflowd mark '#4' --done)\n", []) == [("#4", "Write the docs")]
 
 
 def waiter(repo: Path, gate: Path) -> AgentRequest:

@@ -18,6 +18,9 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     ("limit reached · resets 3pm (Europe/Berlin)", datetime(2026, 1, 1, 14, 0, tzinfo=UTC)),
     ("usage limit; try again in 45 minutes", datetime(2026, 1, 1, 12, 45, tzinfo=UTC)),
     ("rate limit reached, reset at 2026-01-01T18:00:00Z", datetime(2026, 1, 1, 18, 0, tzinfo=UTC)),
+    # Codex says the minute only: the minute we are in lifts at its end, an earlier one tomorrow.
+    ("You've hit your usage limit. ... or try again at 12:00 PM.", datetime(2026, 1, 1, 12, 1, tzinfo=UTC)),
+    ("You've hit your usage limit. ... or try again at 11:59 AM.", datetime(2026, 1, 2, 11, 59, tzinfo=UTC)),
     ("usage limit reached", None),
     ("resets 25pm", None),
 ])

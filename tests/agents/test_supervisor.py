@@ -15,7 +15,7 @@ from specflowd.agents import registry, supervisor
 from specflowd.agents.process import AGENT_NICE, autogroup_nice, lower_priority, specflow_env
 from specflowd.agents.result import AgentRequest, RunFinished, RunProgress, RunStarted
 from specflowd.agents.supervisor import THREAD_NAME
-from specflowd.core.vocab import ErrorType
+from specflowd.core.vocab import FORKS, ErrorType
 from tests.agents.conftest import Harness, log_path
 from tests.conftest import git, wait_for
 
@@ -98,8 +98,9 @@ def test_claude_error_types(fake_bin: Path, repo: Path, scenario, harness: Harne
     ("claude", {"model": "sonnet", "fallback_model": "haiku", "allowed_tools": ["Read", "Edit"],
                 "disallowed_tools": ["AskUserQuestion"], "max_turns": 50, "max_budget_usd": 5.0,
                 "append_system_prompt": "Mark tasks as you go.", "permission_mode": "acceptEdits"}),
-    ("codex", {"model": "gpt-5-codex", "permission_mode": "bypassPermissions"}),
-    ("gemini", {"model": "gemini-2.5-pro", "allowed_tools": ["write_file"]}),
+    ("codex", {"model": "gpt-5-codex", "write_dirs": [Path("/tmp/x/.git")]}),
+    ("codex", {"model": "gpt-5-codex", "permission_mode": "danger-full-access"}),
+    ("gemini", {"model": "gemini-2.5-pro", "read_dirs": [Path("/tmp/docs")]}),
 ])
 def test_every_flag_the_adapters_pass_is_one_the_cli_knows(fake_bin: Path, repo: Path, scenario, harness: Harness,
                                                             kind: str, options: dict) -> None:
@@ -242,6 +243,10 @@ def test_codex_and_gemini_resume_their_sessions(fake_bin: Path, repo: Path, scen
                           run_id="c")
     assert again.ok and again.session_id == first.session_id
     assert unknown.error_type is ErrorType.INVALID_SESSION
+    if kind in FORKS:  # Codex: `exec fork ID`, a new thread with the history
+        forked = harness.run(req(repo, kind, resume_session_id=first.session_id, fork_session=True),
+                             log_path(repo, "o1", 4, "implement"), run_id="d")
+        assert forked.ok and forked.session_id not in (None, first.session_id)
 
 
 def test_agents_run_below_the_daemon_and_so_does_their_session(repo: Path, harness: Harness) -> None:
@@ -287,3 +292,22 @@ def test_autogroup_files_read_as_their_nice_value() -> None:
     assert autogroup_nice("/autogroup-12 nice -5\n") == -5
     assert autogroup_nice("/autogroup-7 nice 19\n") == 19
     assert autogroup_nice("") is None
+
+
+def test_a_cli_waiting_forever_for_its_api_is_stopped_in_bounded_time(repo: Path, tmp_path: Path) -> None:
+    """Codex 0.171 with its model server down prints "Reconnecting... waiting for network" with
+    growing pauses and never gives up: the supervisor stops it and says why."""
+    script = tmp_path / "codex"
+    waiting = json.dumps({"type": "error", "message": "Reconnecting... waiting for network "
+                                                      "(Connection failed: error sending request)"})
+    script.write_text(f"#!/bin/sh\ncat >/dev/null\necho '{json.dumps({'type': 'thread.started', 'thread_id': 't'})}'\n"
+                      f"echo '{waiting}'\nexec sleep 600\n")
+    script.chmod(0o755)
+    h = Harness()
+    h.supervisor = supervisor.Supervisor(h.events.put, grace_s=0.3, unreachable_s=0.5)
+    try:
+        result = h.run(req(repo, "codex", command=[str(script)]), log_path(repo, "o1", 1, "implement"))
+    finally:
+        h.supervisor.close()
+    assert result.error_type is ErrorType.PROCESS_FAILED and result.session_id == "t"
+    assert "could not reach its model API" in (result.error or "")

@@ -33,6 +33,7 @@ def build(base: Path, agents: int) -> Path:
     def configure(config) -> None:
         config.orchestration.skip_analyze = True
         config.pool.max_agents = agents
+        config.agent.env_pass = ["FAKE_AGENT_SCENARIO"]  # the fake reads its scenario from there
 
     return make_project(base, "project", {f"s{i}": "## Work\n- [ ] T001 stream\n" for i in range(agents)},
                         configure)

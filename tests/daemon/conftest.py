@@ -37,14 +37,15 @@ def project(repo: Path) -> Path:
 class DaemonProcess:
     """A `specflowd run` subprocess, its log, and the inbox it serves."""
 
-    def __init__(self, root: Path, log: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path, log: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 program: str = "specflowd") -> None:
         self.root = root
         self.log_path = log
         self.specflow = root / ".specflow"
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
         # A session of its own, as under systemd: `kill_group` then kills the daemon with its git
         # children, as `systemctl kill` or the OOM killer would (agents lead sessions of their own).
-        self.proc = subprocess.Popen(["specflowd", "run", *args], cwd=root, stdout=self._log, stderr=self._log,
+        self.proc = subprocess.Popen([program, "run", *args], cwd=root, stdout=self._log, stderr=self._log,
                                      env={**os.environ, **(env or {})}, start_new_session=True)
 
     def wait_ready(self, timeout: float = 20) -> DaemonProcess:
@@ -103,8 +104,9 @@ def start_daemon(tmp_path: Path) -> Iterator[Any]:
     """Start `specflowd run` processes; every one is stopped (then killed) at the end."""
     started: list[DaemonProcess] = []
 
-    def start(root: Path, *args: str, env: dict[str, str] | None = None, ready: bool = True) -> DaemonProcess:
-        d = DaemonProcess(root, tmp_path / f"daemon-{len(started)}.log", args, env)
+    def start(root: Path, *args: str, env: dict[str, str] | None = None, ready: bool = True,
+              program: str = "specflowd") -> DaemonProcess:
+        d = DaemonProcess(root, tmp_path / f"daemon-{len(started)}.log", args, env, program)
         started.append(d)
         return d.wait_ready() if ready else d
 

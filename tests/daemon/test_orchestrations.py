@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from specflowd.core import orchestrations
+from specflowd.core import orchestrations, records
 from specflowd.core.config import Config, OrchestrationConfig
 from specflowd.core.state import OrchestrationState
 from specflowd.core.vocab import Status
@@ -17,13 +17,13 @@ from specflowd.errors import UserError
 from specflowd.repo.project import Project
 
 
-def start(existing=(), request_id: str = "r1", overrides: OrchestrationConfig | None = None) -> OrchestrationState:
+def start(existing=(), request_id: str = "r1", overrides: dict | None = None) -> OrchestrationState:
     return orchestrations.start(existing, new_id="0123abcd", spec="demo", project="/p", config=Config(),
-                                overrides=overrides or OrchestrationConfig(), request_id=request_id, now=datetime.now(UTC))
+                                overrides=overrides or {}, request_id=request_id, now=datetime.now(UTC))
 
 
 def test_start_applies_only_the_overrides_given() -> None:
-    state = start(overrides=OrchestrationConfig.model_validate({"auto_merge": True}))
+    state = start(overrides=records.given(OrchestrationConfig, {"auto_merge": True}))
     assert state.status is Status.RUNNING and state.phase.value == "design"
     assert state.config.orchestration.auto_merge is True
     assert state.config.orchestration.batch_size == 15

@@ -48,7 +48,7 @@ def test_the_id_field_names_the_answer() -> None:
 def test_toml_requests_parse() -> None:
     rid, req = parse('id = "t"\naction = "start"\nspec = "demo"\n[config]\nauto_merge = true\n', name="x.toml")
     assert isinstance(req, StartRequest)
-    assert req.config.model_fields_set == {"auto_merge"}
+    assert req.config == {"auto_merge": True}  # only the keys given: they override the project config
 
 
 def test_recover_needs_a_known_choice() -> None:

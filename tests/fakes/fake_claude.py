@@ -36,7 +36,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-turns", type=int)
     p.add_argument("--max-budget-usd", type=float)
     p.add_argument("--append-system-prompt")
-    p.add_argument("--permission-mode", choices=["acceptEdits", "bypassPermissions", "default", "dontAsk", "plan"])
+    p.add_argument("--permission-mode", choices=["acceptEdits", "auto", "bypassPermissions", "manual", "dontAsk",
+                                                 "plan"])
+    p.add_argument("--add-dir", action="append", default=[])
     p.add_argument("--dangerously-skip-permissions", action="store_true")
     return p.parse_args(argv)
 

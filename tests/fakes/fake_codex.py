@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A fake `codex` (OpenAI Codex CLI) for tests: `exec --json`, `exec resume <id>`, real JSONL events."""
+"""A fake `codex` (OpenAI Codex CLI) for tests: `exec --json`, `exec resume|fork <id>`, real JSONL events."""
 
 from __future__ import annotations
 
@@ -21,11 +21,14 @@ class Parser(argparse.ArgumentParser):
 def parse(argv: list[str]) -> argparse.Namespace:
     if not argv or argv[0] != "exec":
         scenario.fail("error: this fake only knows `codex exec`", 2)
+    # The flags of codex-cli 0.171 (`--full-auto` is gone: it exits 2 on it).
     p = Parser(prog="codex exec", allow_abbrev=False, add_help=False)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--full-auto", action="store_true")
     p.add_argument("--dangerously-bypass-approvals-and-sandbox", action="store_true")
     p.add_argument("-m", "--model")
+    p.add_argument("-c", "--config", action="append", default=[])
+    p.add_argument("-s", "--sandbox", choices=["read-only", "workspace-write", "danger-full-access"])
+    p.add_argument("--add-dir", action="append", default=[])
     p.add_argument("--skip-git-repo-check", action="store_true")
     p.add_argument("rest", nargs="*")
     return p.parse_args(argv[1:])
@@ -34,17 +37,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main() -> None:
     args = parse(sys.argv[1:])
     rest = list(args.rest)
-    resume = None
-    if rest[:1] == ["resume"]:
+    resume, fork = None, False
+    if rest[:1] in (["resume"], ["fork"]):
         if len(rest) < 2:
-            scenario.fail("error: resume needs a SESSION_ID", 2)
+            scenario.fail(f"error: {rest[0]} needs a SESSION_ID", 2)
+        fork = rest[0] == "fork"
         resume, rest = rest[1], rest[2:]
     prompt = scenario.read_prompt(None) if rest in ([], ["-"]) else " ".join(rest)
     if not prompt:
         scenario.fail("No prompt provided. Either specify one as an argument or pipe the prompt into stdin.")
     # Codex keeps sessions in one place for every directory.
     sessions = scenario.Sessions(Path(os.environ["HOME"]) / ".fake-codex" / "sessions")
-    thread = sessions.open(resume, fork=False)
+    thread = sessions.open(resume, fork=fork)
     if thread is None:
         scenario.fail(f"Error: thread/resume failed: no rollout found for thread id {resume}")
     sessions.append(thread, prompt)

@@ -6,7 +6,7 @@ or {"runs": [scenario, scenario, ...]}: the n-th invocation plays the n-th (the 
 Steps: {"write": path, "content": s}, {"commit": message, "task": "T001"}, {"mark": "T001"},
 {"events": n}, {"tool": name}, {"sleep": s}, {"wait_for_file": path}, {"record": path},
 {"hang": true, "ignore_term": bool, "grandchild": bool}, {"crash": true}, {"garbage": text},
-{"stderr": text}, {"exit": code}.
+{"stderr": text}, {"exit": code}, {"forget_sessions": true}.
 Outcomes: success, error, max_turns, budget, usage_limit, none (no result event).
 """
 
@@ -147,6 +147,9 @@ def play(steps: list[dict[str, Any]], tool: Callable[[str, dict[str, Any]], None
             sys.stderr.flush()
         elif "exit" in step:
             raise SystemExit(step["exit"])
+        elif "forget_sessions" in step:  # as if the CLI's session store were wiped meanwhile
+            for store in Path(os.environ["HOME"]).glob(".fake-*"):
+                shutil.rmtree(store)
         calls += "write" in step or "commit" in step or "mark" in step or "tool" in step
     return calls
 

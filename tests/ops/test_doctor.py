@@ -35,7 +35,8 @@ def test_a_healthy_project_passes(project: Path) -> None:
     run_cli("hooks", "install", cwd=project)
     code, by_name = checks(project)
     assert code == 0, by_name
-    for name in ("git", "initialized", "branch", "worktree", "excluded", "hooks", "agent", "inotify"):
+    for name in ("git", "initialized", "branch", "worktree", "excluded", "hooks", "agent", "program", "permissions",
+                 "inotify"):
         assert by_name[name]["level"] == "ok", by_name[name]
     assert by_name["daemon"]["level"] == "warn" and "specflowd run" in by_name["daemon"]["fix"]
 
@@ -82,3 +83,31 @@ def test_git_version_is_checked() -> None:
 
     result = check_git()
     assert result.detail.split()[1] in out
+
+
+@pytest.mark.parametrize(("agent", "codex_config", "says"), [
+    ('kind = "codex"\ncommand = "claude"\npermission_mode = "workspace-write"', "", "keeps the repository's git"),
+    ('kind = "codex"\ncommand = "claude"', 'sandbox_mode = "workspace-write"\n', "your Codex config's sandbox_mode"),
+    ('disallowed_tools = ["Bash(git commit:*)"]', "", "disallowed_tools refuses Bash(git commit:*)"),
+    ('kind = "gemini"\ncommand = "claude"\npermission_mode = "auto_edit"', "", "cannot answer"),
+])
+def test_permissions_that_cannot_let_an_agent_commit_are_warned_about(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, agent: str, codex_config: str, says: str) -> None:
+    (project / ".specflow" / "config.toml").write_text(f"[agent]\n{agent}\n")
+    codex_home = tmp_path / "codex-home"
+    codex_home.mkdir()
+    (codex_home / "config.toml").write_text(codex_config)
+    monkeypatch.setenv("CODEX_HOME", str(codex_home))
+    _, by_name = checks(project)
+    assert by_name["permissions"]["level"] == "warn" and says in by_name["permissions"]["detail"], by_name
+    assert "allowed" not in by_name["permissions"]["detail"] or "README" in by_name["permissions"]["fix"]
+
+
+def test_hooks_that_run_a_specflowd_that_is_gone_are_warned_about(project: Path) -> None:
+    hook = project / ".git" / "hooks" / "post-commit"
+    text = hook.read_text()
+    line = next(line for line in text.splitlines() if line.startswith("installed="))
+    hook.write_text(text.replace(line, "installed='/old/venv/bin/specflowd'"))
+    _, by_name = checks(project)
+    assert by_name["hooks"]["level"] == "warn" and "/old/venv/bin/specflowd" in by_name["hooks"]["detail"]
+    assert by_name["program"]["level"] == "ok"  # while agents get this one

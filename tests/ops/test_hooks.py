@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ def test_a_commit_without_the_trailer_starts_no_python(project: Path, tmp_path: 
     spy = spy_dir / "specflowd"
     spy.write_text(f"#!/bin/sh\necho \"$@\" >> '{tmp_path}/calls.log'\n")
     spy.chmod(0o755)
-    env = dict(os.environ, PATH=f"{spy_dir}{os.pathsep}{os.environ['PATH']}")
+    env = dict(os.environ, SPECFLOW_BIN=str(spy))  # what agents run with: it comes first
     (project / "a.txt").write_text("a\n")
     subprocess.run(["git", "add", "a.txt"], cwd=project, check=True, env=env)
     subprocess.run(["git", "commit", "-q", "-m", "plain"], cwd=project, check=True, env=env)
@@ -92,3 +93,43 @@ def test_a_commit_without_the_trailer_starts_no_python(project: Path, tmp_path: 
     subprocess.run(["git", "add", "b.txt"], cwd=project, check=True, env=env)
     subprocess.run(["git", "commit", "-q", "-m", "work\n\nSpecflow-Task: T001"], cwd=project, check=True, env=env)
     assert (tmp_path / "calls.log").read_text() == "hook post-commit\n"
+
+
+def commit(cwd: Path, name: str, message: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    (cwd / name).write_text(f"{name}\n")
+    subprocess.run(["git", "add", name], cwd=cwd, check=True, env=env)
+    return subprocess.run(["git", "commit", "-q", "-m", message], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_hooks_run_the_specflowd_that_installed_them_without_it_on_path(project: Path, tmp_path: Path) -> None:
+    """As under systemd or in a GUI: PATH has no specflowd, the hook still delivers the trailer."""
+    installer = tmp_path / "venv" / "bin" / "specflowd"
+    installer.parent.mkdir(parents=True)
+    installer.write_text(f"#!/bin/sh\necho \"$@\" >> '{tmp_path}/calls.log'\n")
+    installer.chmod(0o755)
+    run_cli("hooks", "uninstall", cwd=project)
+    # `specflowd hooks install` run as that program: argv[0] is what the hook remembers.
+    install = subprocess.run(
+        [sys.executable, "-c", "import sys; from specflowd.cli import main; sys.argv[0] = sys.argv.pop(1); main()",
+         str(installer), "hooks", "install"], cwd=project, capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr
+    assert f"installed={installer}" in (hooks(project) / "post-commit").read_text()
+    bare = {k: v for k, v in os.environ.items() if k != "SPECFLOW_BIN"} | {"PATH": "/usr/bin:/bin"}
+    assert commit(project, "a.txt", "work\n\nSpecflow-Task: T001", bare).returncode == 0
+    assert (tmp_path / "calls.log").read_text() == "hook post-commit\n"
+
+
+def test_a_hook_that_cannot_deliver_a_trailer_says_so(project: Path, tmp_path: Path) -> None:
+    gone = tmp_path / "gone" / "specflowd"
+    script = hooks(project) / "post-commit"
+    script.write_text(script.read_text().replace(f"installed={hooks_program(script)}", f"installed='{gone}'"))
+    bare = {k: v for k, v in os.environ.items() if k != "SPECFLOW_BIN"} | {"PATH": "/usr/bin:/bin"}
+    r = commit(project, "a.txt", "work\n\nSpecflow-Task: T001", bare)
+    assert r.returncode == 0  # a commit is never refused for it
+    assert "trailer was not delivered" in r.stderr and str(gone) in r.stderr
+    assert commit(project, "b.txt", "no trailer", bare).stderr == ""  # and a plain commit says nothing
+
+
+def hooks_program(script: Path) -> str:
+    line = next(line for line in script.read_text().splitlines() if line.startswith("installed="))
+    return line.removeprefix("installed=")

@@ -68,3 +68,21 @@ def test_the_daemon_repairs_the_worktree_when_it_starts(repo: Path, start_daemon
     assert "temp file" in log and "index.lock" in log and "restaged" in log
     d.drop({"id": "after", "action": "mark", "spec": "demo", "task": "T002", "status": "done"}, "after.json")
     assert d.answer("after")["ok"] is True
+
+
+def test_the_daemon_clears_its_own_temp_files_a_kill_left(repo: Path, start_daemon) -> None:
+    """An answer, a digest or a state file half written when the daemon was killed: the next one
+    removes the temp file; a temp file whose writer still runs is left alone."""
+    project = make_project(repo)
+    dead = 2 ** 22 + 17
+    specflow = project / ".specflow"
+    (specflow / "workflows").mkdir(exist_ok=True)
+    strays = [specflow / "responses" / ".tmp" / f".k1.json.{dead}.0123abcd.tmp",
+              specflow / "responses" / ".digests" / f".k1.{dead}.0123abcd.tmp",
+              specflow / "workflows" / f".orchestration-0123abcd.json.{dead}.0123abcd.tmp"]
+    live = specflow / "workflows" / f".orchestration-0123abcd.json.{os.getpid()}.0123abcd.tmp"
+    for path in [*strays, live]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{half")
+    start_daemon(project)
+    assert [p for p in strays if p.exists()] == [] and live.exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from specflowd.core.config import BudgetConfig, OrchestrationConfig
+from specflowd.core.config import BudgetConfig, OrchestrationConfig, RunConfig
 from specflowd.core.events import (
     AgentFinished,
     Cancel,
@@ -18,9 +18,9 @@ from specflowd.core.events import (
 )
 from specflowd.core.machine import Transition, in_flight, live_runs, step
 from specflowd.core.plan import Plan, make_plan
-from specflowd.core.state import OrchestrationState, RunConfig
+from specflowd.core.state import OrchestrationState
 from specflowd.core.tasklist import parse
-from specflowd.core.vocab import Status
+from specflowd.core.vocab import RecoverChoice, Status
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -116,7 +116,7 @@ def representative_states() -> dict[str, OrchestrationState]:
     failing.send(AgentFinished, run_n=failing.run_n(), result=failed())
     out["needs_attention"] = failing.state
     aborted = Driver(failing.state)
-    aborted.send(Recover, choice="abort")
+    aborted.send(Recover, choice=RecoverChoice.ABORT)
     out["failed"] = aborted.state
     done = Driver(new_state(skip_analyze=True))
     done.send(Start, plan=plan_of(b"- [x] T001 Done already\n"))

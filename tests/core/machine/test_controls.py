@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from specflowd.core.events import AgentFinished, Cancel, Pause, RateLimitReset, Recover, Resume, RunResult
 from specflowd.core.machine import backoff_s
+from specflowd.core.vocab import RecoverChoice
 
 from .helpers import failed, ok, started
 
@@ -28,7 +29,7 @@ def test_reaching_the_total_budget_stops_with_the_reason_and_retry_is_refused() 
     d.send(AgentFinished, run_n=d.run_n(), result=ok(cost=2.99), task_status=DONE_1)
     assert d.state.status == "needs_attention" and "budget-stopped" in d.events()
     assert d.state.error.startswith("total budget reached: $0.01 left of $3.00")
-    refused = d.send(Recover, choice="retry").refused
+    refused = d.send(Recover, choice=RecoverChoice.RETRY).refused
     assert refused and "total budget" in refused
 
 
@@ -36,7 +37,7 @@ def test_a_spent_batch_budget_stops_and_retry_gives_the_batch_a_fresh_one() -> N
     d = started(budget={"per_batch": 1.0, "total": 50.0}, auto_heal=False)
     d.send(AgentFinished, run_n=d.run_n(), result=ok(cost=1.5))  # tasks left: follow-up wanted
     assert d.state.status == "needs_attention" and d.state.error.startswith("batch 1 budget reached")
-    d.send(Recover, choice="retry")
+    d.send(Recover, choice=RecoverChoice.RETRY)
     assert d.actions("run_agent")[0].max_budget_usd == 1.0
 
 

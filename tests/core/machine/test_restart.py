@@ -3,6 +3,8 @@ re-check a half-done merge, and leave nothing `running` that is not."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from specflowd.core.events import (
     AgentFinished,
     AgentStarted,
@@ -35,7 +37,7 @@ def test_a_dead_agent_with_a_session_is_resumed_and_one_without_is_run_again() -
     d.send(Restarted, alive={n: False})
     (run,) = d.actions("run_agent")
     assert run.resume_session == "s1" and d.state.runs[n - 1].error_type == "lost"
-    d = Driver(before.model_copy(update={"runs": [before.runs[0].model_copy(update={"session_id": None})]}))
+    d = Driver(replace(before, runs=[replace(before.runs[0], session_id=None)]))
     d.send(Restarted, alive={})
     (run,) = d.actions("run_agent")
     assert run.resume_session is None and run.batch == 1
@@ -60,7 +62,7 @@ def test_a_usage_limit_wait_gets_its_timer_again() -> None:
 
 def test_running_with_nothing_recorded_in_flight_needs_attention() -> None:
     d = started()
-    broken = d.state.model_copy(update={"runs": []})
+    broken = replace(d.state, runs=[])
     t = step(broken, Restarted(now=d.now, alive={}))
     assert t.state.status == "needs_attention" and "daemon restarted" in t.state.error
 

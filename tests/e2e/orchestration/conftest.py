@@ -15,6 +15,8 @@ from tests.daemon.conftest import DaemonProcess, start_daemon  # noqa: F401 - a 
 
 FAKES = Path(__file__).resolve().parents[2] / "fakes"
 DEMO_AGENT = f"{sys.executable} -m specflowd.agents.demo"
+# The fake Claude Code reads its scenario from the environment, which agents get only by env_pass.
+FAKE_CLAUDE = {"kind": "claude", "command": "claude", "env_pass": ["FAKE_AGENT_SCENARIO"]}
 TASKS = """# Tasks
 
 ## Setup

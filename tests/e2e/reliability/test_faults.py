@@ -20,7 +20,7 @@ from specflowd.core.tasklist import parse
 from specflowd.core.vocab import Status
 from tests.conftest import git, run_cli, wait_for
 from tests.daemon.conftest import make_project
-from tests.e2e.orchestration.conftest import configure, start, state, wait_status
+from tests.e2e.orchestration.conftest import FAKE_CLAUDE, configure, start, state, wait_status
 
 
 def mark_request(d, rid: str, task: str) -> None:
@@ -116,7 +116,7 @@ def test_a_held_lock_is_named_in_the_answer_and_a_dead_ones_is_cleared(repo: Pat
 
 def test_an_agent_that_ignores_sigterm_is_killed_on_cancel(repo: Path, start_daemon, fake_claude) -> None:
     project = make_project(repo)
-    configure(project, agent={"kind": "claude", "command": "claude"}, orchestration={"skip_analyze": True})
+    configure(project, agent=FAKE_CLAUDE, orchestration={"skip_analyze": True})
     fake_claude(steps=[{"hang": True, "ignore_term": True}], outcome="success")
     start_daemon(project)
     oid = start(project)
