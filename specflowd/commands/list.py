@@ -30,7 +30,7 @@ def command(as_json: bool) -> None:
         click.echo(visible(note), err=True)
     states = ordered(found)
     if as_json:
-        click.echo(json.dumps([annotate(summary(s, now), view, now, s.host) if view else summary(s, now) for s in states],
+        click.echo(json.dumps([annotate(summary(s, now), view, now, s) if view else summary(s, now) for s in states],
                               indent=2))
         return
     if view:
@@ -38,7 +38,7 @@ def command(as_json: bool) -> None:
     for s in states:
         line = list_line(summary(s, now))
         if view:
-            held = annotate(summary(s, now), view, now, s.host)
+            held = annotate(summary(s, now), view, now, s)
             line += f"  {held['host'] or '-'}" + (" (unreachable)" if held["host_unreachable"] else "")
         click.echo(line)
     if not states:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import click
 
@@ -30,7 +29,7 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
         checked_orchestration(orchestration)
     view = None
     if project.remote_name:  # many machines: the orchestrations of the other hosts too
-        from specflowd.views.shared import annotate, fleet_view, remote_line, view_states
+        from specflowd.views.shared import annotate, fleet_view, held_line, remote_line, view_states
 
         view = fleet_view(project)
     states, notes = load(project, orchestration, view_states(view) if view else None)
@@ -48,7 +47,7 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
         out = [document(s, now, names[s.spec]) if orchestration else summary(s, now, names[s.spec])
                for s in chosen]
         if view:
-            out = [annotate(o, view, now, s.host) for o, s in zip(out, chosen, strict=True)]
+            out = [annotate(o, view, now, s) for o, s in zip(out, chosen, strict=True)]
         click.echo(json.dumps(out[0] if orchestration else out, indent=2))
         return
     if view:
@@ -56,15 +55,7 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
     if not chosen:
         click.echo("no orchestrations yet: start one with `specflowd start SPEC-ID`")
         return
-    click.echo("\n\n".join(details(s, now, names[s.spec]) + (_held(annotate(summary(s, now), view, now, s.host)) if view else "")
+    click.echo("\n\n".join(details(s, now, names[s.spec]) + (held_line(annotate(summary(s, now), view, now, s)) if view else "")
                              for s in chosen))
     sys.stdout.flush()
 
-
-def _held(s: dict[str, Any]) -> str:
-    """Who runs it, since when, until when its lease holds (many machines)."""
-    if not s["host"]:
-        return "\nhost: none yet (queued)" if s["status"] == "queued" else ""
-    until = f", lease until {s['lease_expires'][11:19]}" if s["lease_expires"] else ""
-    lost = " (unreachable: its lease lapsed)" if s["host_unreachable"] else ""
-    return f"\nhost: {s['host']}{lost}, since {(s['since'] or '?').replace('T', ' ')[:19]}{until}"

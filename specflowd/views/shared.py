@@ -77,15 +77,28 @@ def view_states(view: dict[str, Any]) -> dict[str, OrchestrationState]:
     return {oid: records.load(OrchestrationState, data) for oid, data in view.get("orchestrations", {}).items()}
 
 
-def annotate(summary: dict[str, Any], view: dict[str, Any], now: datetime, host: str = "") -> dict[str, Any]:
-    """A summary with who runs it, since when, until when its lease holds, and whether that host
-    is unreachable (its lease lapsed unrenewed)."""
+def annotate(summary: dict[str, Any], view: dict[str, Any], now: datetime, state: OrchestrationState) -> dict[str, Any]:
+    """A summary with who runs it, since when, until when its lease holds, whether that host is
+    unreachable (its lease lapsed unrenewed), and when this host lost its lease on it (if it did)."""
     oid = summary["orchestration"]
     lease = view.get("leases", {}).get(oid)
     expires = datetime.fromisoformat(lease["expires"]) if lease else None
-    return {**summary, "host": lease["host"] if lease else host or None, "since": view.get("since", {}).get(oid),
+    lost = state.lease_lost_at
+    return {**summary, "host": lease["host"] if lease else state.host or None, "since": view.get("since", {}).get(oid),
             "lease_expires": lease["expires"] if lease else None,
-            "host_unreachable": bool(expires and expires < now)}
+            "host_unreachable": bool(expires and expires < now),
+            "lease_lost_here": lost.isoformat() if lost else None}
+
+
+def held_line(s: dict[str, Any]) -> str:
+    """`status`'s line of who runs an annotated orchestration, since when, until when its lease holds."""
+    lost = f"\nthis host lost its lease at {s['lease_lost_here'][11:19]}: it writes nothing more for it" \
+        if s["lease_lost_here"] else ""
+    if not s["host"]:
+        return ("\nhost: none yet (queued)" if s["status"] == "queued" else "") + lost
+    until = f", lease until {s['lease_expires'][11:19]}" if s["lease_expires"] else ""
+    lapsed = " (unreachable: its lease lapsed)" if s["host_unreachable"] else ""
+    return f"\nhost: {s['host']}{lapsed}, since {(s['since'] or '?').replace('T', ' ')[:19]}{until}{lost}"
 
 
 def remote_line(view: dict[str, Any]) -> str:

@@ -8,13 +8,15 @@ import os
 import signal
 import subprocess
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import git, run_cli, wait_for
+from tests.conftest import configure, git, run_cli, wait_for
 from tests.e2e.fleet.conftest import (
     Fleet,
+    ended,
     events_of,
     fast_forwards_only,
     make_fleet,
@@ -31,13 +33,30 @@ def test_orchestrations_started_anywhere_run_once_each_and_merge_into_the_remote
     fleet = make_fleet(tmp_path, hosts=3, specs=4)
     daemons = fleet_daemons(fleet)
     oids = [start(fleet[f"h{1 + n % 3}"], f"spec{n + 1}") for n in range(4)]
-    wait_ended(fleet, oids)
+    twice: list[dict[str, list[str]]] = []
+
+    def sampled_then_ended() -> bool:
+        """Sample which hosts have a live agent for which orchestration: never two at once."""
+        running: dict[str, list[str]] = {}
+        for host, clone in fleet.clones.items():
+            for oid in oids:
+                if any(alive(pid) for pid in agent_pids(clone, oid)):
+                    running.setdefault(oid, []).append(host)
+        twice.extend({oid: hosts} for oid, hosts in running.items() if len(hosts) > 1)
+        return ended(fleet, oids)
+
+    wait_for(sampled_then_ended, 120, interval=0.05, message=f"{oids} to end in the shared feed")
+    assert twice == []
     feed = fleet.feed()
     # Queued where dropped, claimed once each, by the host whose claim landed first.
     for oid in oids:
         mine = [e for e in feed if e.get("Orchestration") == oid]
         assert [e["Event"] for e in mine if e.get("Event") in ("queued", "claimed")] == ["queued", "claimed"]
         assert mine[-1]["Event"] == "completed"
+        # Only the claimer wrote for it after its claim: no orchestration ran on two hosts.
+        claimer = next(e["Host"] for e in mine if e.get("Event") == "claimed")
+        claim_at = next(i for i, e in enumerate(mine) if e.get("Event") == "claimed")
+        assert {e.get("Host") for e in mine[claim_at:] if e.get("Event")} == {claimer}
     # Every task done exactly once in the shared feed; every event names its host.
     assert done_marks(fleet) == Counter({f"T{s}0{t}": 1 for s in range(1, 5) for t in range(1, 5)})
     assert all(e.get("Host") for e in feed if e.get("Event") and e.get("Orchestration"))
@@ -75,7 +94,11 @@ def holder_of(fleet: Fleet, oid: str) -> str:
 
 
 def agent_pids(clone: Path, oid: str) -> list[int]:
-    state = json.loads((clone / ".specflow" / "workflows" / f"orchestration-{oid}.json").read_text())
+    """The agents this host's state file says still run for `oid` (none when it never ran it here)."""
+    try:
+        state = json.loads((clone / ".specflow" / "workflows" / f"orchestration-{oid}.json").read_text())
+    except FileNotFoundError:
+        return []
     return [r["pid"] for r in state["runs"] if r["pid"] and r["ended_at"] is None]
 
 
@@ -183,8 +206,65 @@ def test_a_partition_longer_than_the_lease(tmp_path: Path, fleet_daemons: Any) -
     assert any(e.get("Event") == "lease-lost" and e["Host"] == old for e in events)
     assert any(e.get("Event") == "taken-over" for e in events)
     assert done_marks(fleet) == Counter({f"T10{t}": 1 for t in range(1, 7)})
-    assert "unreachable" not in run_cli("status", cwd=fleet[old]).stdout.splitlines()[0] or wait_for(
-        lambda: "reachable" in run_cli("status", cwd=fleet[old]).stdout.splitlines()[0], 10)
+    wait_for(lambda: ": reachable" in run_cli("status", cwd=fleet[old]).stdout.splitlines()[0], 30, interval=0.2,
+             message="status to show the remote reachable again")
+
+
+def unpushed_marks(clone: Path) -> list[str]:
+    """Subjects of the mark commits of this clone's design-docs branch the remote does not have."""
+    out = git(clone, "log", "--format=%s%x1f%B%x1e", "origin/helix-design-docs..helix-design-docs")
+    return [c.split("\x1f")[0].strip() for c in out.split("\x1e") if "Specflow-Task:" in c]
+
+
+def test_offline_work_is_kept_and_pushed_when_the_remote_is_back(tmp_path: Path, fleet_daemons: Any) -> None:
+    """Cut off for less than its lease: the holder keeps marking locally, and once the remote is back
+    its marks are pushed (rebuilt on the remote's tip if needed); it keeps its lease all along."""
+    fleet = make_fleet(tmp_path, hosts=2, specs=1, task_count=6, lease_s=30)
+    fleet_daemons(fleet, env={"SPECFLOWD_DEMO_TASK_S": "0.3"})
+    oid = start(fleet["h1"], "spec1")
+    old = holder_of(fleet, oid)
+    away = fleet.remote.with_name("remote.away")
+    fleet.remote.rename(away)
+    try:
+        wait_for(lambda: "unreachable since" in run_cli("status", cwd=fleet[old]).stdout, 30, interval=0.2,
+                 message="status to show the remote unreachable")
+        offline = wait_for(lambda: unpushed_marks(fleet[old]), 30, interval=0.1,
+                           message="a mark made while the remote is unreachable")
+    finally:
+        away.rename(fleet.remote)
+    wait_ended(fleet, [oid])
+    events = events_of(fleet, oid)
+    assert not any(e.get("Event") in ("lease-lost", "taken-over") for e in events), events
+    assert set(offline) <= {e["subject"] for e in fleet.feed()}  # what it did offline, on the remote now
+    assert done_marks(fleet) == Counter({f"T10{t}": 1 for t in range(1, 7)})
+    assert fast_forwards_only(fleet.remote, "refs/heads/helix-design-docs")
+
+
+def test_marks_from_every_host_at_once_all_land_once_without_a_merge_or_a_force(tmp_path: Path,
+                                                                               fleet_daemons: Any) -> None:
+    """Contention: three hosts mark neighbouring lines of one task list as fast as they can. Each
+    refused push fetches, rebuilds its marks on the new tip and pushes again: no conflict, no mark
+    lost or made twice, the branch linear and only ever moved forward."""
+    fleet = make_fleet(tmp_path, hosts=3, specs=1, task_count=24)
+    fleet_daemons(fleet)
+    ids = [f"T1{n:02d}" for n in range(1, 25)]
+    mine = {host: ids[n::3] for n, host in enumerate(fleet.clones)}  # every line's neighbours are others'
+
+    def mark_all(host: str) -> list[int]:
+        return [run_cli("mark", task, "--done", "--spec", "spec1", cwd=fleet[host]).returncode for task in mine[host]]
+
+    with ThreadPoolExecutor(len(fleet.clones)) as pool:
+        codes = list(pool.map(mark_all, fleet.clones))
+    assert all(c == 0 for c in sum(codes, []))
+    progress = "specs/spec1/progress.md"
+    wait_for(lambda: git(fleet.remote, "show", f"helix-design-docs:{progress}").count("- [x]") == len(ids), 60,
+             interval=0.1, message="every mark on the remote")
+    assert done_marks(fleet) == Counter(dict.fromkeys(ids, 1))
+    assert git(fleet.remote, "rev-list", "--merges", "helix-design-docs").strip() == ""
+    assert fast_forwards_only(fleet.remote, "refs/heads/helix-design-docs")
+    for host, clone in fleet.clones.items():  # and every host's worktree has them all
+        wait_for(lambda c=clone: (c / ".specflow/design-docs" / progress).read_text().count("- [x]") == len(ids), 30,
+                 interval=0.1, message=f"{host}'s worktree to show every mark")
 
 
 def test_a_host_with_no_free_slot_leaves_the_claim_to_another(tmp_path: Path, fleet_daemons: Any) -> None:
@@ -198,3 +278,31 @@ def test_a_host_with_no_free_slot_leaves_the_claim_to_another(tmp_path: Path, fl
     claimed = {oid: next(e["Host"] for e in events_of(fleet, oid) if e.get("Event") == "claimed")
                for oid in (first, second)}
     assert claimed[first] != claimed[second], claimed  # max_agents is per host
+
+
+def test_a_refused_push_is_fetched_rebuilt_on_the_new_tip_and_pushed_again(tmp_path: Path,
+                                                                           fleet_daemons: Any) -> None:
+    """The compare-and-swap, made certain: h2 has fetched, then h1's mark lands on the remote; h2's
+    own mark, pushed without force, is refused; h2 fetches, rebuilds its mark on h1's and pushes."""
+    fleet = make_fleet(tmp_path, hosts=2, specs=1)
+    configure(fleet["h2"], remote={"sync_interval_s": 600})  # no fetch of its own between the two marks
+    fleet_daemons(fleet, "h2")
+    assert run_cli("mark", "T101", "--done", "--spec", "spec1", "--now", cwd=fleet["h1"]).returncode == 0
+    git(fleet["h1"], "push", "-q", "origin", "helix-design-docs")
+    r = run_cli("mark", "T102", "--done", "--spec", "spec1", cwd=fleet["h2"])
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: "- [x] T102" in git(fleet.remote, "show", "helix-design-docs:specs/spec1/progress.md"), 30,
+             interval=0.1, message="h2's mark on the remote")
+    progress = git(fleet.remote, "show", "helix-design-docs:specs/spec1/progress.md")
+    assert "- [x] T101" in progress and "- [ ] T103" in progress
+    subjects = git(fleet.remote, "log", "-2", "--format=%s", "helix-design-docs").splitlines()
+    assert "T102" in subjects[0] and "T101" in subjects[1], subjects  # h2's rebuilt on h1's: linear
+    assert git(fleet.remote, "rev-list", "--merges", "helix-design-docs").strip() == ""
+    assert fast_forwards_only(fleet.remote, "refs/heads/helix-design-docs")
+
+    def stats() -> dict[str, int]:
+        path = fleet["h2"] / ".specflow" / "fleet.json"  # written by the daemon within a second of a sync
+        return dict(json.loads(path.read_text())["stats"]) if path.exists() else {}
+
+    wait_for(lambda: stats().get("commits_pushed"), 10, interval=0.1, message="h2's fleet.json after its push")
+    assert stats().get("refused_moved", 0) >= 1 and stats().get("rebuilds", 0) >= 1, stats()
