@@ -13,7 +13,7 @@ from specflowd.repo import project as projects
               help="The repository to set up (default: the one around the current folder).")
 @click.option("--remote", metavar="NAME", default=None,
               help="Share the design-docs branch through this git remote, with the other clones' daemons "
-                   "(README: 'Several machines'): taken from it when it has one, else pushed to it.")
+                   "(README: 'Many machines'): taken from it when it has one, else pushed to it.")
 def command(path: str | None, remote: str | None) -> None:
     """Create the design-docs branch (orphan) and its worktree, .specflow/ and its config, and
     install the git hooks (existing hooks are kept and chained).

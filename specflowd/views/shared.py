@@ -17,10 +17,10 @@ from specflowd.core.config import RemoteConfig
 from specflowd.core.fleet import Record
 from specflowd.core.state import OrchestrationState
 from specflowd.daemon import pidlock
-from specflowd.errors import UserError
 from specflowd.repo import remote
 from specflowd.repo.designdocs import DesignDocs
 from specflowd.repo.project import Project
+from specflowd.views.status import task_statuses
 
 
 def remote_config(project: Project) -> RemoteConfig | None:
@@ -58,17 +58,10 @@ def from_refs(project: Project, config: RemoteConfig) -> dict[str, Any]:
     if tip is not None:
         remote.read_records(r, records, None, tip, docs.store)
 
-    def statuses(spec: str) -> dict[str, Any]:
-        try:
-            snap = docs.snapshot()
-            doc = docs.document(snap, snap.task_file(spec))
-        except UserError:
-            return {}
-        return dict(zip(doc.ids(), doc.statuses(), strict=True))
-
     sync: dict[str, Any] = {"reachable": None, "unreachable_since": None, "error": None, "held": [], "stats": {},
             "note": "no daemon has synced here: as of the last fetch"}
-    return remote.view(r, records, r.leases(), host=remote.host_name(config), statuses=statuses,
+    return remote.view(r, records, r.leases(), host=remote.host_name(config),
+                       statuses=lambda spec: task_statuses(project, spec),
                        now=datetime.now(UTC), local=set(), sync=sync)
 
 

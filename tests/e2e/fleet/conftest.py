@@ -4,9 +4,13 @@ with the built-in demo agent and short leases, so that the fleet's rules play ou
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +108,52 @@ def ended(fleet: Fleet, oids: list[str]) -> bool:
     """Every one of them has its `completed` (or another end) in the shared feed."""
     done = {e.get("Orchestration") for e in fleet.feed() if e.get("Event") in ("completed", "failed", "cancelled")}
     return set(oids) <= done
+
+
+@contextlib.contextmanager
+def cut_off(fleet: Fleet, host: str) -> Iterator[None]:
+    """The remote unreachable (the bare repository moved away) until the block ends; entered once
+    `status` on `host` says so."""
+    away = fleet.remote.with_name("remote.away")
+    fleet.remote.rename(away)
+    try:
+        wait_for(lambda: "unreachable since" in run_cli("status", cwd=fleet[host]).stdout, 30, interval=0.2,
+                 message=f"status on {host} to show the remote unreachable")
+        yield
+    finally:
+        away.rename(fleet.remote)
+
+
+def done_marks(fleet: Fleet) -> Counter[str]:
+    """How many times the shared feed marks each task done."""
+    return Counter(t for e in fleet.feed() if not e.get("Event") for t, s in e["tasks"] if s == "done")
+
+
+def agent_pids(clone: Path, oid: str) -> list[int]:
+    """The agents this host's state file says still run for `oid` (none when it never ran it here)."""
+    try:
+        state = json.loads((clone / ".specflow" / "workflows" / f"orchestration-{oid}.json").read_text())
+    except FileNotFoundError:
+        return []
+    return [r["pid"] for r in state["runs"] if r["pid"] and r["ended_at"] is None]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()[:1] != "Z"
+
+
+def on_two_hosts(fleet: Fleet, oids: list[str]) -> list[dict[str, list[str]]]:
+    """One sample of the agents' processes: the orchestrations with a live agent on more than one host."""
+    running: dict[str, list[str]] = {}
+    for host, clone in fleet.clones.items():
+        for oid in oids:
+            if any(alive(pid) for pid in agent_pids(clone, oid)):
+                running.setdefault(oid, []).append(host)
+    return [{oid: hosts} for oid, hosts in running.items() if len(hosts) > 1]
 
 
 def wait_ended(fleet: Fleet, oids: list[str], timeout: float = 120) -> None:

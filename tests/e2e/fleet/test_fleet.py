@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -16,17 +15,18 @@ from typing import Any
 from tests.conftest import configure, git, run_cli, wait_for
 from tests.e2e.fleet.conftest import (
     Fleet,
+    agent_pids,
+    alive,
+    cut_off,
+    done_marks,
     ended,
     events_of,
     fast_forwards_only,
     make_fleet,
+    on_two_hosts,
     start,
     wait_ended,
 )
-
-
-def done_marks(fleet: Fleet) -> Counter[str]:
-    return Counter(t for e in fleet.feed() if not e.get("Event") for t, s in e["tasks"] if s == "done")
 
 
 def test_orchestrations_started_anywhere_run_once_each_and_merge_into_the_remote(tmp_path: Path, fleet_daemons: Any) -> None:
@@ -36,13 +36,7 @@ def test_orchestrations_started_anywhere_run_once_each_and_merge_into_the_remote
     twice: list[dict[str, list[str]]] = []
 
     def sampled_then_ended() -> bool:
-        """Sample which hosts have a live agent for which orchestration: never two at once."""
-        running: dict[str, list[str]] = {}
-        for host, clone in fleet.clones.items():
-            for oid in oids:
-                if any(alive(pid) for pid in agent_pids(clone, oid)):
-                    running.setdefault(oid, []).append(host)
-        twice.extend({oid: hosts} for oid, hosts in running.items() if len(hosts) > 1)
+        twice.extend(on_two_hosts(fleet, oids))
         return ended(fleet, oids)
 
     wait_for(sampled_then_ended, 120, interval=0.05, message=f"{oids} to end in the shared feed")
@@ -91,23 +85,6 @@ def test_orchestrations_started_anywhere_run_once_each_and_merge_into_the_remote
 def holder_of(fleet: Fleet, oid: str) -> str:
     return wait_for(lambda: next((e["Host"] for e in events_of(fleet, oid) if e.get("Event") == "batch-started"), None),
                     30, interval=0.1, message=f"{oid}'s first batch to start")  # type: ignore[return-value]
-
-
-def agent_pids(clone: Path, oid: str) -> list[int]:
-    """The agents this host's state file says still run for `oid` (none when it never ran it here)."""
-    try:
-        state = json.loads((clone / ".specflow" / "workflows" / f"orchestration-{oid}.json").read_text())
-    except FileNotFoundError:
-        return []
-    return [r["pid"] for r in state["runs"] if r["pid"] and r["ended_at"] is None]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()[:1] != "Z"
 
 
 def lease_of(remote: Path, oid: str) -> dict[str, str]:
@@ -180,16 +157,9 @@ def test_a_partition_longer_than_the_lease(tmp_path: Path, fleet_daemons: Any) -
     fleet_daemons(fleet, env={"SPECFLOWD_DEMO_TASK_S": "0.5"})
     oid = start(fleet["h2"], "spec1")
     old = holder_of(fleet, oid)
-    away = fleet.remote.with_name("remote.away")
-    fleet.remote.rename(away)
-    try:
-        # Offline: `status` says since when, and the holder keeps its books locally.
-        wait_for(lambda: "unreachable since" in run_cli("status", cwd=fleet[old]).stdout, 30, interval=0.2,
-                 message="status to show the remote unreachable")
+    with cut_off(fleet, old):  # `status` says since when, and the holder keeps its books locally
         wait_for(lambda: "lost its lease" in run_cli("status", oid, cwd=fleet[old]).stdout, 30, interval=0.2,
                  message="the holder to give its lease up while cut off")
-    finally:
-        away.rename(fleet.remote)
     wait_ended(fleet, [oid])
     events = events_of(fleet, oid)
     for host in ("h1", "h2"):
@@ -223,15 +193,9 @@ def test_offline_work_is_kept_and_pushed_when_the_remote_is_back(tmp_path: Path,
     fleet_daemons(fleet, env={"SPECFLOWD_DEMO_TASK_S": "0.3"})
     oid = start(fleet["h1"], "spec1")
     old = holder_of(fleet, oid)
-    away = fleet.remote.with_name("remote.away")
-    fleet.remote.rename(away)
-    try:
-        wait_for(lambda: "unreachable since" in run_cli("status", cwd=fleet[old]).stdout, 30, interval=0.2,
-                 message="status to show the remote unreachable")
+    with cut_off(fleet, old):
         offline = wait_for(lambda: unpushed_marks(fleet[old]), 30, interval=0.1,
                            message="a mark made while the remote is unreachable")
-    finally:
-        away.rename(fleet.remote)
     wait_ended(fleet, [oid])
     events = events_of(fleet, oid)
     assert not any(e.get("Event") in ("lease-lost", "taken-over") for e in events), events
