@@ -13,6 +13,14 @@ from typing import Any
 
 import pytest
 import tomli_w
+from hypothesis import settings as hypothesis_settings
+
+# A test run must not fail on an example nobody has seen before: by default the property tests draw
+# the same examples every run (and keep no database); `--hypothesis-profile=explore` draws new ones,
+# which is worth doing whenever the machine or the grammar changes.
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False, database=None)
+hypothesis_settings.load_profile("repeatable")
 
 ROOT = Path(__file__).resolve().parent.parent
 # Task lists of every style the grammar accepts, written for these tests; a corpus of real task lists

@@ -7,7 +7,7 @@ import click
 
 @click.group("hooks")
 def command() -> None:
-    """Install or remove specflowd's git hooks (post-commit, pre-commit, reference-transaction)."""
+    """Install or remove specflowd's git hooks (post-commit, pre-commit)."""
 
 
 @command.command("install")

@@ -16,7 +16,8 @@ def command(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from specflowd.core.text import visible
-    from specflowd.views.client import current_project, pending
+    from specflowd.views.client import current_project
+    from specflowd.views.inbox import pending
 
     waiting = pending(current_project())
     if as_json:
@@ -35,7 +36,8 @@ def command(ctx: click.Context, as_json: bool) -> None:
 def drop_command(request_id: str) -> None:
     """Remove the waiting request REQUEST_ID (its id, or its file name), unanswered."""
     from specflowd.core.text import visible
-    from specflowd.views.client import current_project, drop_pending
+    from specflowd.views.client import current_project
+    from specflowd.views.inbox import drop_pending
 
     path = drop_pending(current_project(), request_id)
     click.echo(visible(f"dropped {path.name}: it will not be answered"))

@@ -22,7 +22,7 @@ def command(spec: str | None, limit: int, follow: bool, as_json: bool) -> None:
 
     project = projects.locate()
     if spec is not None:
-        from specflowd.views.client import existing_spec
+        from specflowd.views.status import existing_spec
 
         existing_spec(project, spec)
     tip = git.read_ref(project.common_dir, project.branch_ref)

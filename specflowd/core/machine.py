@@ -66,7 +66,15 @@ from specflowd.core.plan import Plan
 from specflowd.core.prices import total
 from specflowd.core.prompts import PromptRequest, mark_word
 from specflowd.core.records import record
-from specflowd.core.state import AgentRun, BatchState, Decision, OrchestrationState, Work
+from specflowd.core.state import (
+    AgentRun,
+    BatchState,
+    Decision,
+    OrchestrationState,
+    Work,
+    batch_label,
+    remaining_tasks,
+)
 from specflowd.core.vocab import (
     FINISHED,
     FORKS,
@@ -232,14 +240,6 @@ def writes_documents(state: OrchestrationState) -> bool:
 def in_flight(state: OrchestrationState) -> bool:
     """Something the shell runs for this orchestration will report back."""
     return state.awaiting is not None or bool(live_runs(state))
-
-
-def batch_label(state: OrchestrationState, b: BatchState) -> str:
-    return f"{b.index}/{len(state.batches)} {b.name}"
-
-
-def remaining_tasks(state: OrchestrationState, b: BatchState) -> list[str]:
-    return [t for t in b.task_ids if state.task_status.get(t, TaskStatus.PENDING) not in FINISHED]
 
 
 def with_detail(why: str, detail: str | None) -> str:

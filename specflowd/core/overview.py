@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from specflowd.core.machine import batch_label, remaining_tasks
-from specflowd.core.state import OrchestrationState
+from specflowd.core.state import OrchestrationState, batch_label, remaining_tasks
 from specflowd.core.text import one_line, visible
 from specflowd.core.vocab import FINISHED, TERMINAL, BatchStatus, PauseReason, Status, TaskStatus
 
 AROUND = 2  # tasks shown before and after the one an agent is on
+RECENT = 20  # ended orchestrations `list` and `status --json` show unless asked for more
 
 
 def window(task_ids: list[str], current: str | None, titles: Mapping[str, str],
@@ -76,6 +76,30 @@ def summary(state: OrchestrationState, now: datetime, titles: Mapping[str, str] 
         "last_decisions": [{"at": d.at.isoformat(), "decision": d.decision, "reason": d.reason}
                            for d in state.decisions[-5:]],
     }
+
+
+def index_row(state: OrchestrationState) -> dict[str, Any] | None:
+    """What `list` and `status` show of an ended orchestration without reading its state file (the
+    daemon's index keeps it); None while the orchestration is active."""
+    if state.status not in TERMINAL:
+        return None
+    return {"created_at": state.created_at.isoformat(), "summary": summary(state, state.updated_at)}
+
+
+def listing(states: Mapping[str, OrchestrationState], ended: Mapping[str, Mapping[str, Any]], now: datetime,
+            limit: int | None) -> tuple[list[dict[str, Any]], int]:
+    """The summaries `list` prints: the active orchestrations (oldest first), then the ended ones,
+    newest first, at most `limit` of them; and how many ended ones that left out. `ended` holds index
+    rows; an ended orchestration read from its state file counts as ended too."""
+    active = sorted((s for s in states.values() if s.status not in TERMINAL), key=lambda s: s.created_at)
+    rows = dict(ended)
+    for s in states.values():
+        row = index_row(s)
+        if row is not None:
+            rows[s.id] = row
+    newest = sorted(rows.values(), key=lambda r: str(r["created_at"]), reverse=True)
+    shown = newest if limit is None else newest[:limit]
+    return [summary(s, now) for s in active] + [dict(r["summary"]) for r in shown], len(newest) - len(shown)
 
 
 def cost_note(s: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from specflowd.core.prices import TokenUsage
 from specflowd.core.records import record
 from specflowd.core.vocab import (
     ACTIVE,
+    FINISHED,
     Awaiting,
     BatchStatus,
     ErrorType,
@@ -138,3 +139,11 @@ class OrchestrationState:
     def cost_estimated(self) -> bool:
         """Some of the cost was worked out from tokens (or could not be: a model had no price)."""
         return any(r.cost_estimated or r.unpriced for r in self.runs)
+
+
+def batch_label(state: OrchestrationState, b: BatchState) -> str:
+    return f"{b.index}/{len(state.batches)} {b.name}"
+
+
+def remaining_tasks(state: OrchestrationState, b: BatchState) -> list[str]:
+    return [t for t in b.task_ids if state.task_status.get(t, TaskStatus.PENDING) not in FINISHED]

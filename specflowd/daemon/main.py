@@ -31,10 +31,12 @@ from specflowd.daemon.runner import Runner
 from specflowd.daemon.site import Site
 from specflowd.daemon.watch import (
     INBOX_EVENTS,
+    REF_EVENTS,
     TASK_LIST_EVENTS,
     BranchMoved,
     InboxHandler,
     InboxTouched,
+    RefHandler,
     Rescan,
     TaskListHandler,
     TaskListTouched,
@@ -76,9 +78,11 @@ def open_site(project: Project, loop: Loop) -> Site:
         for folder in (inbox.responses / ".tmp", inbox.digests, project.workflows):  # its atomic writes
             for stale in fsio.stale_temp_files(folder):
                 stale.unlink(missing_ok=True)
-        return Site(project=project, config=load_config(project), docs=docs,
+        site = Site(project=project, config=load_config(project), docs=docs,
                     inbox=inbox, hand=HandEdits(project.root, docs, loop.later),
                     lock_fd=lock_fd, states=statefile.load_all(project))
+        site.index()
+        return site
     except BaseException:
         os.close(lock_fd)
         raise
@@ -129,6 +133,7 @@ class Daemon:
             self.observer.schedule(InboxHandler(root, site.inbox.requests, self.post), str(site.inbox.requests),
                                    event_filter=INBOX_EVENTS)
             self.watch_task_lists(site)
+            self.watch_branch(site)
         self.observer.start()
         signal.signal(signal.SIGTERM, lambda *_: self.loop.stop())
         signal.signal(signal.SIGINT, lambda *_: self.loop.stop())
@@ -165,8 +170,11 @@ class Daemon:
         return 0
 
     def branch_moved(self, site: Site) -> None:
-        """Marks that arrived by fetch, pull or update-ref: carry the worktree forward, and let the
-        running orchestrations see the task lists as they are now."""
+        """Marks that arrived by fetch, pull, update-ref or `mark --now`: carry the worktree forward,
+        and let the running orchestrations see the task lists as they are now. The daemon's own
+        commits move the ref too: the worktree is at that tip already, and there is nothing to do."""
+        if site.docs.in_step(site.docs.tip()):
+            return
         try:
             with site.docs.lock():
                 site.docs.sync_worktree(site.docs.tip())
@@ -208,7 +216,17 @@ class Daemon:
         for site in self.sites.values():
             self.watch_task_lists(site)
             pidlock.note(site.project)
+            self.branch_moved(site)  # a move whose event was lost
         self.scan()
+
+    def watch_branch(self, site: Site) -> None:
+        """Watch the design-docs branch's ref, and packed-refs, where git rewrites them."""
+        common = site.project.common_dir
+        ref = common / site.project.branch_ref
+        handler = RefHandler(site.project.root, [ref, common / "packed-refs"], self.post)
+        for folder in {ref.parent, common}:
+            with suppress(OSError):  # not there yet: the periodic rescan still sees a move
+                self.observer.schedule(handler, str(folder), event_filter=REF_EVENTS)
 
     def watch_task_lists(self, site: Site) -> None:
         """Watch the design-docs worktree, again whenever the folder there is a new one."""

@@ -10,9 +10,8 @@ from typing import Any, assert_never
 
 from specflowd.core import orchestrations
 from specflowd.core.events import Cancel, Event, Merge, Pause, Recover, Resume
-from specflowd.core.machine import batch_label
 from specflowd.core.protocol import MarkRequest, OrchestrationRequest, RecoverRequest, Request, StartRequest
-from specflowd.core.state import OrchestrationState
+from specflowd.core.state import OrchestrationState, batch_label
 from specflowd.core.tasklist import Mark
 from specflowd.core.vocab import ErrorCode, MarkSource, RequestAction
 from specflowd.daemon.runner import Runner

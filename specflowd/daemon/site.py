@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from specflowd.core.config import Config
 from specflowd.core.events import MergeBranch
+from specflowd.core.overview import index_row
 from specflowd.core.protocol import StartRequest
 from specflowd.core.state import OrchestrationState
 from specflowd.daemon import statefile
@@ -46,12 +47,27 @@ class Site:
     hand: HandEdits
     lock_fd: int
     states: dict[str, OrchestrationState] = field(default_factory=dict)
+    ended: dict[str, dict[str, Any]] = field(default_factory=dict)  # the index of ended ones (statefile)
     docs_watch: tuple[Any, tuple[int, int]] | None = None  # the worktree's watch, and its folder's identity
     fleet: Shared | None = None  # on many machines (`[remote] name`), the fleet's side of the project
 
     def save(self, state: OrchestrationState) -> None:
         statefile.save(self.project, state)
         self.states[state.id] = state
+        row = index_row(state)
+        if row != self.ended.get(state.id):
+            if row is None:
+                del self.ended[state.id]
+            else:
+                self.ended[state.id] = row
+            statefile.save_index(self.project, self.ended)
+
+    def index(self) -> None:
+        """Write the index of ended orchestrations when the one on disk is not it (none yet, one
+        from an older daemon, state files changed while no daemon ran)."""
+        self.ended = statefile.ended_rows(self.states)
+        if statefile.read_index(self.project) != self.ended:
+            statefile.save_index(self.project, self.ended)
 
     def active(self) -> list[OrchestrationState]:
         return [s for s in self.states.values() if s.active]

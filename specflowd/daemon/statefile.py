@@ -1,24 +1,95 @@
 """The orchestration state files `.specflow/workflows/orchestration-<id>.json` (SPEC §6): written by
-the daemon alone, atomically and fsynced; read by anyone."""
+the daemon alone, atomically and fsynced; read by anyone.
+
+Beside them the daemon keeps `workflows/index.json`: the summary of every ended orchestration, as
+`list` shows it, written when an orchestration ends (or changes after it ended). A reader then reads
+the state files of the active orchestrations only, so `status` and `list` cost the same with five
+past orchestrations or five hundred. A state file the index does not list (a daemon that crashed
+between the two writes, or one older than the index) is simply read.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from specflowd import fsio
 from specflowd.core import records
+from specflowd.core.overview import index_row
 from specflowd.core.state import OrchestrationState
 from specflowd.repo.project import Project
 
 log = logging.getLogger("specflowd.state")
-PATTERN = "orchestration-*.json"
+PATTERN = "orchestration-*.json"  # the web page's watcher matches names with it
+PREFIX, SUFFIX = "orchestration-", ".json"
+INDEX = "index.json"
+INDEX_VERSION = 1
 
 
 def save(project: Project, state: OrchestrationState) -> None:
     fsio.make_private_dirs(project.workflows)
     fsio.atomic_write(project.state_file(state.id), records.to_json(state).encode() + b"\n")
+
+
+def save_index(project: Project, ended: Mapping[str, Mapping[str, Any]]) -> None:
+    fsio.make_private_dirs(project.workflows)
+    doc = {"schema_version": INDEX_VERSION, "ended": dict(sorted(ended.items()))}
+    fsio.atomic_write(project.workflows / INDEX, json.dumps(doc, separators=(",", ":")).encode() + b"\n")
+
+
+def ended_rows(states: Mapping[str, OrchestrationState]) -> dict[str, dict[str, Any]]:
+    """The index of these orchestrations: a row for each that ended."""
+    return {oid: row for oid, state in states.items() if (row := index_row(state)) is not None}
+
+
+def read_index(project: Project) -> dict[str, dict[str, Any]]:
+    """The ended orchestrations' index rows by id; empty when there is no index or it is not one
+    (the readers then read every state file, as they would without it)."""
+    try:
+        doc = json.loads(fsio.read_regular(project.workflows / INDEX) or b"{}")
+    except (OSError, ValueError):
+        return {}
+    ended = doc.get("ended") if isinstance(doc, dict) and doc.get("schema_version") == INDEX_VERSION else None
+    if not isinstance(ended, dict):
+        return {}
+    return {k: v for k, v in ended.items() if isinstance(v, dict) and isinstance(v.get("summary"), dict)}
+
+
+def read_current(project: Project) -> tuple[dict[str, OrchestrationState], dict[str, dict[str, Any]],
+                                            dict[Path, str]]:
+    """The active orchestrations' states (read from their files), the ended ones' index rows (their
+    files are not read), and the state files that do not parse, with what is wrong with them."""
+    index = read_index(project)
+    states: dict[str, OrchestrationState] = {}
+    ended: dict[str, dict[str, Any]] = {}
+    broken: dict[Path, str] = {}
+    for name in state_file_names(project):
+        oid = name[len(PREFIX):-len(SUFFIX)]
+        if oid in index:
+            ended[oid] = index[oid]
+            continue
+        path = project.workflows / name
+        try:
+            state = read(project, path)
+        except FileNotFoundError:  # removed since the folder was listed
+            continue
+        except (OSError, ValueError) as e:
+            broken[path] = str(e).splitlines()[0]
+            continue
+        states[state.id] = state
+    return states, ended, broken
+
+
+def state_file_names(project: Project) -> list[str]:
+    try:
+        names = os.listdir(project.workflows)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.startswith(PREFIX) and n.endswith(SUFFIX))
 
 
 def read_one(project: Project, orchestration: str) -> OrchestrationState | None:
@@ -34,9 +105,12 @@ def read_all(project: Project) -> tuple[dict[str, OrchestrationState], dict[Path
     schema, named for another id) come back apart, with what is wrong with them."""
     states: dict[str, OrchestrationState] = {}
     broken: dict[Path, str] = {}
-    for path in sorted(project.workflows.glob(PATTERN)):
+    for name in state_file_names(project):
+        path = project.workflows / name
         try:
             state = read(project, path)
+        except FileNotFoundError:  # removed since the folder was listed
+            continue
         except (OSError, ValueError) as e:  # a RecordError or JSONDecodeError is a ValueError
             broken[path] = str(e).splitlines()[0]
             continue
@@ -47,7 +121,10 @@ def read_all(project: Project) -> tuple[dict[str, OrchestrationState], dict[Path
 def read(project: Project, path: Path) -> OrchestrationState:
     """One state file; OSError or ValueError when it cannot be read or does not hold its own
     orchestration."""
-    state = records.from_json(OrchestrationState, fsio.read_regular(path) or b"")
+    raw = fsio.read_regular(path)
+    if raw is None:
+        raise FileNotFoundError(f"{path} does not exist")
+    state = records.from_json(OrchestrationState, raw)
     if path.name != project.state_file(state.id).name:
         raise ValueError(f"it holds orchestration {state.id}")
     return state

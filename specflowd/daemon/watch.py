@@ -1,5 +1,6 @@
-"""Filesystem watching: watchdog handlers that turn inotify events on the inbox and the design-docs
-worktree into loop events. They run in watchdog's threads, so they only post."""
+"""Filesystem watching: watchdog handlers that turn inotify events on the inbox, the design-docs
+worktree and the design-docs branch's ref into loop events. They run in watchdog's threads, so they
+only post."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class TaskListTouched:
 
 @dataclass(frozen=True)
 class BranchMoved:
-    """The design-docs branch moved outside the daemon (the reference-transaction hook's note)."""
+    """The design-docs branch's ref file or packed-refs was rewritten: the branch may have moved by a
+    fetch, a pull, `update-ref` or `mark --now` (or by the daemon itself: the loop tells)."""
 
     root: Path
 
@@ -56,14 +58,12 @@ class Rescan:
     """Look at every inbox again: events may have been lost."""
 
 
-# The note the reference-transaction hook leaves in the inbox: hidden, so never read as a request,
-# and seen by the inbox's own watch, so it costs no inotify instance of its own.
-BRANCH_MOVED = ".branch-moved"
 _ARRIVALS = frozenset({"created", "moved", "closed"})
 _CHANGES = frozenset({"created", "moved", "closed", "deleted"})
 # The kernel is asked for these only: our own reads (opens, closes) of the very files we watch
 # would otherwise wake watchdog's threads to compete with the loop for the GIL.
 INBOX_EVENTS = [FileCreatedEvent, DirCreatedEvent, FileMovedEvent, FileClosedEvent]
+REF_EVENTS = [FileCreatedEvent, FileMovedEvent]
 TASK_LIST_EVENTS = [FileCreatedEvent, DirCreatedEvent, FileMovedEvent, FileClosedEvent, FileDeletedEvent]
 
 
@@ -86,7 +86,20 @@ class InboxHandler(FileSystemEventHandler):
             return
         if is_request_name(name):
             self.post(InboxTouched(self.root, name))
-        elif name == BRANCH_MOVED:
+
+
+class RefHandler(FileSystemEventHandler):
+    """Git writes a ref, and packed-refs, whole, by renaming a lock file over it: one event per new
+    version of either, whoever wrote it. Watched in their folders (a watch on the file would end
+    with the file it watched)."""
+
+    def __init__(self, root: Path, files: list[Path], post: Post) -> None:
+        self.root = root
+        self.files = frozenset(str(f) for f in files)
+        self.post = post
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in _ARRIVALS and _target(event) in self.files:
             self.post(BranchMoved(self.root))
 
 

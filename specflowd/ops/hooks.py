@@ -21,7 +21,11 @@ from specflowd.repo.designdocs import TASK_FILES, DesignDocs
 from specflowd.repo.project import locate
 from specflowd.views.client import drop, spec_hint
 
-HOOK_NAMES = ("post-commit", "pre-commit", "reference-transaction")
+HOOK_NAMES = ("post-commit", "pre-commit")
+# Hooks earlier versions installed: `install` and `uninstall` take ours away (and put back what they
+# chained). reference-transaction ran twice for every ref update of the repository; the daemon now
+# watches the design-docs branch's ref itself.
+RETIRED = ("reference-transaction",)
 MARKER = "specflowd"
 CHAINED = ".specflowd-chained"
 
@@ -88,13 +92,18 @@ def install(worktree: Path, branch: str) -> HookReport:
             continue
         fsio.atomic_write(path, script, mode=0o755, fsync=False)
         report.installed.append(name)
+    retired = _remove(target, RETIRED)
+    report.removed, report.restored = retired.removed, retired.restored
     return report
 
 
 def uninstall(worktree: Path) -> HookReport:
-    target = hooks_dir(worktree)
+    return _remove(hooks_dir(worktree), HOOK_NAMES + RETIRED)
+
+
+def _remove(target: Path, names: tuple[str, ...]) -> HookReport:
     report = HookReport()
-    for name in HOOK_NAMES:
+    for name in names:
         path = target / name
         chained = target / f"{name}{CHAINED}"
         if is_ours(path):

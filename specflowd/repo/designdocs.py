@@ -266,6 +266,10 @@ class DesignDocs:
             fsio.write_beneath(self.worktree, ch.path, data)
         git.update_index(self.worktree, [ch.path for ch in changes])
 
+    def in_step(self, tip: str | None) -> bool:
+        """Whether the worktree is known (to this process) to be at `tip` already."""
+        return tip is not None and tip == self._synced
+
     def sync_worktree(self, tip: str | None) -> None:
         """When the branch moved without the worktree (a commit pushed by plumbing, a fetch, a crash
         between publishing a commit and writing its files), carry the worktree forward with a

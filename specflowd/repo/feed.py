@@ -48,10 +48,12 @@ def _is_number(v: str | None) -> bool:
 
 
 def read(project: Project, spec: str | None = None, limit: int | None = 50, since: str | None = None,
-         until: str | None = None) -> list[dict[str, Any]]:
-    """Entries, oldest first: the last `limit` of the branch (or those after commit `since`)."""
+         until: str | None = None, orchestration: str | None = None) -> list[dict[str, Any]]:
+    """Entries, oldest first: the last `limit` of the branch (or those after commit `since`), of
+    one spec or one orchestration when it is given (git picks them by their trailer)."""
     rev = until or project.branch_ref
-    grep = f"^Specflow-Spec: {re.escape(spec)}$" if spec is not None else None
+    grep = (f"^Specflow-Orchestration: {re.escape(orchestration)}$" if orchestration is not None
+            else f"^Specflow-Spec: {re.escape(spec)}$" if spec is not None else None)
     out = git.log(project.root, f"{since}..{rev}" if since else rev, LOG_FORMAT, limit=limit, grep=grep)
     entries: list[dict[str, Any]] = []
     for record in out.split(RECORD):

@@ -24,10 +24,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-
-from gitdb import IStream, LooseObjectDB
-from gitdb.db import PackedDB
-from gitdb.exc import BadObject
+from typing import Any
 
 from specflowd.core.environment import GIT_LOCATION_VARS
 from specflowd.core.vocab import ErrorCode
@@ -325,6 +322,12 @@ def staged_differences(worktree: Path, commit: str) -> list[str]:
     return [p for p in _text(worktree, "diff-index", "--cached", "--name-only", "-z", commit).split("\0") if p]
 
 
+def edited_paths(worktree: Path, commit: str, under: str) -> list[str]:
+    """Paths under `under` whose checked-out file may differ from `commit` in this worktree: git
+    trusts its stat cache, so unchanged files are not read; a file touched but the same is named."""
+    return [p for p in _text(worktree, "diff-index", "--name-only", "-z", commit, "--", under).split("\0") if p]
+
+
 def merge_tree(cwd: Path, base: str, other: str) -> tuple[str, list[str]]:
     """The tree of merging `other` into `base`, without a checkout, and the files in conflict."""
     r = _run(cwd, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, other)
@@ -383,17 +386,28 @@ _CACHED_TREES = 512
 
 class ObjectStore:
     """A repository's objects, in-process: gitdb's loose and packed databases. Trees are cached by
-    id (content-addressed, so never stale), the most recent few hundred."""
+    id (content-addressed, so never stale), the most recent few hundred. gitdb is imported and its
+    databases opened at the first object read or written: a read command that needs no object
+    (`list`, `log`) does not pay for them."""
 
     def __init__(self, common_dir: Path) -> None:
         self.common_dir = common_dir
-        objects = common_dir / "objects"
-        self._loose = LooseObjectDB(str(objects))
-        self._packs = PackedDB(str(objects / "pack"))
+        self._dbs: tuple[Any, Any] | None = None
         self._trees: OrderedDict[str, list[TreeEntry]] = OrderedDict()
 
+    def _open(self) -> tuple[Any, Any]:
+        if self._dbs is None:
+            from gitdb import LooseObjectDB
+            from gitdb.db import PackedDB
+
+            objects = self.common_dir / "objects"
+            self._dbs = (LooseObjectDB(str(objects)), PackedDB(str(objects / "pack")))
+        return self._dbs
+
     def write(self, kind: str, data: bytes) -> str:
-        stored = self._loose.store(IStream(kind.encode(), len(data), io.BytesIO(data)))
+        from gitdb import IStream
+
+        stored = self._open()[0].store(IStream(kind.encode(), len(data), io.BytesIO(data)))
         sha: bytes = stored.hexsha
         return sha.decode()
 
@@ -402,19 +416,22 @@ class ObjectStore:
 
     def exists(self, sha: str) -> bool:
         binsha = bytes.fromhex(sha)
-        return self.loose_path(sha).exists() or self._packs.has_object(binsha)
+        return self.loose_path(sha).exists() or bool(self._open()[1].has_object(binsha))
 
     def read(self, sha: str, kind: str) -> bytes:
+        from gitdb.exc import BadObject
+
         binsha = bytes.fromhex(sha)
+        loose, packs = self._open()
         for attempt in range(2):
-            for db in (self._loose, self._packs):
+            for db in (loose, packs):
                 try:
                     data: bytes = db.stream(binsha).read()
                     return data
                 except BadObject:
                     continue
             # Packed since we last looked (gc, a fetch): read the pack folder again, once.
-            if attempt == 0 and not self._packs.update_cache(force=True):
+            if attempt == 0 and not packs.update_cache(force=True):
                 break
         # An alternate object store (a clone with --reference), or a repository we cannot read:
         # git itself knows.

@@ -3,28 +3,23 @@ wait for its answer by watching responses/ (inotify, no spinning). Shared by the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import stat
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from watchdog.events import FileCreatedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler
-from watchdog.observers.inotify import InotifyObserver
 
 from specflowd import fsio
-from specflowd.core import ids, protocol
+from specflowd.core import ids
 from specflowd.core.text import visible, visible_lines
 from specflowd.daemon import pidlock
 from specflowd.errors import UserError
-from specflowd.repo.designdocs import DesignDocs
+from specflowd.repo.inotify import NameWatch
 from specflowd.repo.project import Project, locate
 
 DEFAULT_WAIT_S = 30.0
@@ -51,35 +46,20 @@ class AnswerWatch:
 
     def __init__(self, responses: Path, rid: str) -> None:
         self.path = responses / f"{rid}.json"
-        arrived = self.arrived = threading.Event()
-        name = self.path.name
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                path = event.dest_path if event.event_type == "moved" else event.src_path
-                if os.path.basename(os.fsdecode(path)) == name:
-                    arrived.set()
-
         fsio.make_private_dirs(responses)
-        self.observer = InotifyObserver()
-        self.observer.schedule(Handler(), str(responses), event_filter=[FileCreatedEvent, FileMovedEvent])
-        self.observer.start()
+        self.watch = NameWatch(responses, self.path.name)
 
     def wait(self, timeout: float) -> dict[str, Any] | None:
         """The answer, or None when none came within `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        try:
+        with self.watch:
             while True:
                 answer = self._read()
                 if answer is not None:
                     return answer
                 left = deadline - time.monotonic()
-                if left <= 0 or not self.arrived.wait(left):
+                if left <= 0 or not self.watch.wait(left):
                     return self._read()
-                self.arrived.clear()
-        finally:
-            self.observer.stop()
-            self.observer.join(timeout=2)
 
     def _read(self) -> dict[str, Any] | None:
         try:
@@ -123,46 +103,6 @@ def submit(project: Project, payload: dict[str, Any], *, wait: float | None, as_
             click.echo(visible(f"specflowd: {error.get('message', 'refused')} ({error.get('code')})"), err=True)
         sys.exit(1)
     return answer
-
-
-def pending(project: Project) -> list[dict[str, Any]]:
-    """The requests waiting in the inbox, oldest first: id, file, action, the fields that say what it
-    asks, its age, and what is wrong with it when the daemon will refuse it."""
-    out = []
-    now = time.time()
-    found = []
-    with contextlib.suppress(FileNotFoundError), os.scandir(project.requests) as listing:
-        for item in listing:
-            if protocol.is_request_name(item.name):
-                with contextlib.suppress(FileNotFoundError):
-                    found.append((item.stat(follow_symlinks=False), item.name))
-    for st, name in sorted(found, key=lambda f: (f[0].st_mtime_ns, f[1])):
-        try:
-            raw = fsio.read_regular(project.requests / name, limit=protocol.MAX_BYTES + 1)
-        except OSError:
-            raw = None
-        facts = protocol.FileFacts(name, stat.S_ISREG(st.st_mode), st.st_uid, st.st_size)
-        rid, parsed = protocol.parse_request(raw, facts, os.geteuid())
-        entry: dict[str, Any] = {"id": rid, "file": name, "action": None, "fields": {},
-                                 "age_s": round(max(0.0, now - st.st_mtime), 1), "problem": None}
-        if isinstance(parsed, protocol.ErrorBody):
-            entry["problem"] = parsed.message
-        else:
-            entry["action"] = parsed.action.value
-            entry["fields"] = parsed.model_dump(mode="json", exclude_none=True,
-                                                exclude={"id", "action", "config", "budget"})
-        out.append(entry)
-    return out
-
-
-def drop_pending(project: Project, request_id: str) -> Path:
-    """Remove a waiting request, named by its id or its file name; UserError when none waits so."""
-    for r in pending(project):
-        if request_id in (r["id"], r["file"]):
-            path: Path = project.requests / r["file"]
-            path.unlink()
-            return path
-    raise UserError(f"no request {request_id!r} is waiting in {project.requests} (`specflowd inbox` lists them)")
 
 
 def one_of(what: str, **flags: object) -> str | None:
@@ -219,12 +159,6 @@ def checked_spec(value: str) -> str:
         return ids.check_spec_id(value)
     except ValueError as e:
         raise UserError(str(e), field="spec") from None
-
-
-def existing_spec(project: Project, spec: str) -> str:
-    """`spec`, when it is a spec on the design-docs branch; UserError naming the ones there are."""
-    DesignDocs(project).snapshot().task_file(checked_spec(spec))
-    return spec
 
 
 def describe_orchestration(result: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from specflowd.core.overview import cut, duration, window
 from specflowd.core.state import OrchestrationState
 from specflowd.core.text import visible
 from specflowd.core.vocab import FINISHED
-from specflowd.daemon.statefile import read_all
+from specflowd.daemon.statefile import read_current
 from specflowd.errors import UserError
 from specflowd.repo.project import Project, locate
 from specflowd.repo.settings import listed_projects
@@ -76,7 +76,7 @@ def gather(projects: list[Project], now: datetime) -> tuple[list[dict[str, Any]]
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     for project in projects:
-        states, broken = read_all(project)
+        states, _, broken = read_current(project)  # ended orchestrations run no agents
         problems += [f"{path}: unreadable: {why}" for path, why in broken.items()]
         ordered = sorted(states.values(), key=lambda s: s.created_at)
         names = titles(project, {s.spec for s in ordered if any(r.ended_at is None for r in s.runs)})

@@ -12,23 +12,31 @@ from rich.table import Table
 from rich.text import Text
 
 from specflowd.core.overview import decision, details, duration, summary
+from specflowd.core.state import OrchestrationState
 from specflowd.core.text import visible
-from specflowd.daemon.statefile import read_all
+from specflowd.daemon.statefile import read_current, read_one, state_file_names
 from specflowd.repo.follow import Waker
 from specflowd.repo.project import Project
-from specflowd.views.status import ordered, titles
+from specflowd.views.status import titles
+
+
+def chosen(project: Project, wanted: str | None) -> list[OrchestrationState]:
+    """The orchestration asked for, else the active ones (the ended ones are `list`'s)."""
+    if wanted:
+        state = read_one(project, wanted)
+        return [state] if state is not None else []
+    return sorted(read_current(project)[0].values(), key=lambda s: s.created_at)
 
 
 def render(project: Project, wanted: str | None) -> Group:
-    states, _ = read_all(project)
-    chosen = [states[wanted]] if wanted and wanted in states else sorted(states.values(), key=lambda s: s.created_at)
+    chosen_ = chosen(project, wanted)
     now = datetime.now(UTC)
     table = Table(expand=True)
     for col in ("orchestration", "spec", "status"):  # ids and names are never cut
         table.add_column(col, no_wrap=True, min_width=len(col))
     for col in ("phase", "batch", "tasks", "", "cost", "time"):
         table.add_column(col)
-    for state in chosen:
+    for state in chosen_:
         s = summary(state, now)
         bar = ProgressBar(total=max(1, s["tasks_total"]), completed=s["tasks_done"], width=20)
         # Text cells, not strings: rich would read `[/red]` in a heading as markup (and fail).
@@ -37,7 +45,7 @@ def render(project: Project, wanted: str | None) -> Group:
         table.add_row(*(Text(visible(c)) for c in cells), bar, Text(f"${s['cost_usd']:.2f}"),
                       Text(duration(s["elapsed_s"])))
     lines: list[Table | Text] = [table]
-    for state in chosen[-1:]:
+    for state in chosen_[-1:]:
         for d in state.decisions[-5:]:
             lines.append(Text(f"{d.at.strftime('%H:%M:%S')}  {decision(d.decision, d.reason)}", style="dim"))
     return Group(*lines)
@@ -45,11 +53,12 @@ def render(project: Project, wanted: str | None) -> Group:
 
 def snapshot(project: Project, wanted: str | None) -> str:
     """What `status` prints, for a pipe: the same text, once per change."""
-    states, _ = read_all(project)
-    chosen = [states[wanted]] if wanted and wanted in states else ordered(states)
-    names = titles(project, {s.spec for s in chosen})
+    shown = chosen(project, wanted)
+    names = titles(project, {s.spec for s in shown})
     now = datetime.now(UTC)
-    return "\n\n".join(details(s, now, names[s.spec]) for s in chosen) or "no orchestrations yet"
+    if not shown:
+        return "no orchestration is running" if state_file_names(project) else "no orchestrations yet"
+    return "\n\n".join(details(s, now, names[s.spec]) for s in shown)
 
 
 def watch(project: Project, wanted: str | None, *, screen: bool) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +22,8 @@ from specflowd.daemon import pidlock
 from specflowd.repo import remote
 from specflowd.repo.designdocs import DesignDocs
 from specflowd.repo.project import Project
-from specflowd.views.status import task_statuses
+from specflowd.views import status
+from specflowd.views.status import held_back_edits, task_statuses
 
 
 def remote_config(project: Project) -> RemoteConfig | None:
@@ -70,17 +73,58 @@ def view_states(view: dict[str, Any]) -> dict[str, OrchestrationState]:
     return {oid: records.load(OrchestrationState, data) for oid, data in view.get("orchestrations", {}).items()}
 
 
-def annotate(summary: dict[str, Any], view: dict[str, Any], now: datetime, state: OrchestrationState) -> dict[str, Any]:
+def merged(mine: OrchestrationState | None, theirs: OrchestrationState) -> OrchestrationState:
+    """An orchestration as this host shows it: its own state while it holds the lease, else the
+    fleet's (with the time this host lost its lease, when it did)."""
+    if mine is not None and mine.lease_lost_at is None:
+        return mine
+    return replace(theirs, lease_lost_at=mine.lease_lost_at if mine else None)
+
+
+def with_fleet(states: Mapping[str, OrchestrationState], ended: Mapping[str, Any],
+               view: dict[str, Any]) -> dict[str, OrchestrationState]:
+    """This host's orchestrations (`views.status.load`) with the fleet's: those other hosts run or
+    ran, and queued ones. `ended`: this host's index of the ones it ran to their end."""
+    out = dict(states)
+    for oid, theirs in view_states(view).items():
+        if oid not in ended:
+            out[oid] = merged(out.get(oid), theirs)
+    return out
+
+
+def load_one(project: Project, wanted: str, view: dict[str, Any]) -> tuple[OrchestrationState, list[str]]:
+    """`status ID` on many machines: this host's state of it, or the fleet's when another host runs it."""
+    theirs = view_states(view).get(wanted)
+    if theirs is not None and not project.state_file(wanted).exists():
+        return theirs, held_back_edits(project)
+    state, notes = status.load_one(project, wanted)
+    return (merged(state, theirs) if theirs is not None else state), notes
+
+
+def annotate(summary: dict[str, Any], view: dict[str, Any], now: datetime,
+             state: OrchestrationState | None) -> dict[str, Any]:
     """A summary with who runs it, since when, until when its lease holds, whether that host is
-    unreachable (its lease lapsed unrenewed), and when this host lost its lease on it (if it did)."""
+    unreachable (its lease lapsed unrenewed), and when this host lost its lease on it (if it did).
+    `state` None: an ended one of this host's index."""
     oid = summary["orchestration"]
     lease = view.get("leases", {}).get(oid)
     expires = datetime.fromisoformat(lease["expires"]) if lease else None
-    lost = state.lease_lost_at
-    return {**summary, "host": lease["host"] if lease else state.host or None, "since": view.get("since", {}).get(oid),
+    host = view["host"] if state is None else state.host or None
+    lost = state.lease_lost_at if state is not None else None
+    return {**summary, "host": lease["host"] if lease else host, "since": view.get("since", {}).get(oid),
             "lease_expires": lease["expires"] if lease else None,
             "host_unreachable": bool(expires and expires < now),
             "lease_lost_here": lost.isoformat() if lost else None}
+
+
+def annotate_all(rows: list[dict[str, Any]], states: Mapping[str, OrchestrationState], view: dict[str, Any],
+                 now: datetime) -> list[dict[str, Any]]:
+    return [annotate(row, view, now, states.get(row["orchestration"])) for row in rows]
+
+
+def host_suffix(s: dict[str, Any]) -> str:
+    """`list`'s column of the host that runs an annotated orchestration."""
+    return f"  {s['host'] or '-'}" + (" (unreachable)" if s["host_unreachable"] else "")
 
 
 def held_line(s: dict[str, Any]) -> str:

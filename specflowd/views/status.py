@@ -1,11 +1,12 @@
-"""Orchestrations as `status` and `list` show them: read from the state files, and rebuilt in
-memory from the design-docs branch's history when a state file is lost (only the daemon writes
-state files; it rebuilds and writes them itself when it starts)."""
+"""Orchestrations as `status` and `list` show them, read from the state files that only the daemon
+writes: the active orchestrations' files, and the daemon's index of the ended ones (so the cost is
+the same with five past orchestrations or five hundred, and never grows with the history). A state
+file that was lost is rebuilt in memory, for `status ID` alone, from that orchestration's own
+commits (git finds them by their trailer)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,49 +17,64 @@ from specflowd.core.rebuild import rebuild
 from specflowd.core.state import OrchestrationState
 from specflowd.core.tasklist import parse
 from specflowd.core.vocab import ErrorCode, FeedEvent, TaskStatus
-from specflowd.daemon.statefile import read_all
+from specflowd.daemon import statefile
 from specflowd.errors import UserError
 from specflowd.repo import feed, git
 from specflowd.repo.designdocs import DesignDocs
 from specflowd.repo.project import Project
+from specflowd.views.client import checked_spec
 
 
-def load(project: Project, wanted: str | None, others: Mapping[str, OrchestrationState] | None = None,
-         ) -> tuple[dict[str, OrchestrationState], list[str]]:
-    """The project's orchestrations, and notes for the reader (unreadable state files, states
-    rebuilt from the history). Missing ones (the wanted id, or all when there is no state file)
-    are rebuilt from the branch history, in memory. `others`: on many machines, those of other
-    hosts (`views/shared.py`), in place of this host's of them whose lease it lost."""
-    states, broken = read_all(project)
-    for oid, state in (others or {}).items():
-        mine = states.get(oid)
-        if mine is None or mine.lease_lost_at is not None:  # the fleet knows better; the loss is said
-            states[oid] = replace(state, lease_lost_at=mine.lease_lost_at if mine else None)
+def load(project: Project) -> tuple[dict[str, OrchestrationState], dict[str, dict[str, Any]], list[str]]:
+    """The active orchestrations' states, the ended ones' index rows, and notes for the reader
+    (unreadable state files, held-back edits of task lists)."""
+    states, ended, broken = statefile.read_current(project)
     notes = [f"warning: {path.name} is unreadable: {why}" for path, why in broken.items()]
     notes += held_back_edits(project)
-    if (wanted and wanted not in states) or (not wanted and not states):
-        rebuilt = rebuild_states(project, wanted, set(states))
-        notes += [f"note: the state of {oid} was missing; rebuilt it from the history of {project.branch}"
-                  for oid in rebuilt]
-        states.update(rebuilt)
-    if wanted and wanted not in states:
-        raise UserError(f"no orchestration {wanted} in {project.root} (known: {', '.join(sorted(states)) or 'none'})",
+    return states, ended, notes
+
+
+def load_one(project: Project, wanted: str) -> tuple[OrchestrationState, list[str]]:
+    """One orchestration's whole state, and notes for the reader; rebuilt from its commits when
+    its state file is gone. UserError when there is no such orchestration."""
+    notes = held_back_edits(project)
+    path = project.state_file(wanted)
+    try:
+        return statefile.read(project, path), notes
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path.name} is unreadable: {str(e).splitlines()[0]}") from None
+    state = rebuild_one(project, wanted)
+    if state is None:
+        known = sorted(statefile.read_current(project)[0]) + sorted(statefile.read_index(project))
+        raise UserError(f"no orchestration {wanted} in {project.root} (known: {', '.join(sorted(known)) or 'none'})",
                         code=ErrorCode.UNKNOWN_ORCHESTRATION)
-    return states, notes
+    notes.append(f"note: the state file of {wanted} is missing; rebuilt it from its commits on {project.branch} "
+                 "(the daemon keeps the state files: this one is not written back)")
+    return state, notes
 
 
 def held_back_edits(project: Project) -> list[str]:
     """Uncommitted edits of task lists that specflowd will not commit by itself (they remove most
-    of the tasks, or break the list), said so that the person commits or undoes them."""
+    of the tasks, or break the list), said so that the person commits or undoes them. Git names
+    the edited files (its stat cache spares reading the others): five specs or five hundred cost
+    the same."""
     docs = DesignDocs(project)
+    tip = docs.tip()
     try:
-        snap = docs.snapshot()
-    except UserError:
+        edited_paths = git.edited_paths(docs.worktree, tip, "specs") if tip else []
+    except git.GitError:  # no worktree (yet, or any more): nothing edited in it
         return []
+    if not edited_paths:
+        return []
+    snap = docs.snapshot(tip)
     notes = []
-    for spec in snap.specs():
+    for spec in sorted({p.split("/")[1] for p in edited_paths if p.count("/") == 2}):
         try:
             path = snap.task_file(spec)
+            if path not in edited_paths:
+                continue
             edited = docs.worktree_bytes(path)
         except UserError as e:
             notes.append(f"warning: {e.message}")
@@ -73,23 +89,16 @@ def held_back_edits(project: Project) -> list[str]:
     return notes
 
 
-def rebuild_states(project: Project, wanted: str | None, have: set[str]) -> dict[str, OrchestrationState]:
-    """The orchestrations the feed tells of that `have` lacks (only `wanted`, when given)."""
+def rebuild_one(project: Project, oid: str) -> OrchestrationState | None:
+    """The orchestration as its own commits tell it, None when no commit starts it."""
     if git.read_ref(project.common_dir, project.branch_ref) is None:
-        return {}
-    by_id: dict[str, list[dict[str, Any]]] = {}
-    for entry in feed.read(project, limit=None):
-        oid = entry.get("orchestration")
-        if oid and oid not in have and (wanted is None or oid == wanted):
-            by_id.setdefault(oid, []).append(entry)
-    out = {}
-    for oid, entries in by_id.items():
-        if not any(e.get("event") == FeedEvent.STARTED for e in entries):
-            continue
-        state = rebuild(entries, str(project.root))
-        state.task_status = task_statuses(project, state.spec)
-        out[oid] = state
-    return out
+        return None
+    entries = feed.read(project, limit=None, orchestration=oid)
+    if not any(e.get("event") == FeedEvent.STARTED for e in entries):
+        return None
+    state = rebuild(entries, str(project.root))
+    state.task_status = task_statuses(project, state.spec)
+    return state
 
 
 def titles(project: Project, specs: set[str]) -> dict[str, dict[str, str]]:
@@ -111,11 +120,20 @@ def titles(project: Project, specs: set[str]) -> dict[str, dict[str, str]]:
     return out
 
 
-def ordered(states: dict[str, OrchestrationState]) -> list[OrchestrationState]:
-    """Active orchestrations first (oldest first), then the ended ones, newest first."""
-    active = sorted((s for s in states.values() if s.active), key=lambda s: s.created_at)
-    ended = sorted((s for s in states.values() if not s.active), key=lambda s: s.created_at, reverse=True)
-    return active + ended
+def newest_ended(project: Project, states: Mapping[str, OrchestrationState],
+                 ended: Mapping[str, Mapping[str, Any]]) -> OrchestrationState | None:
+    """The orchestration that ended last, read whole (its state file, or `states`)."""
+    done = [(s.created_at.isoformat(), s.id) for s in states.values() if not s.active]
+    done += [(str(row["created_at"]), oid) for oid, row in ended.items()]
+    if not done:
+        return None
+    oid = max(done)[1]
+    if oid in states:
+        return states[oid]
+    try:
+        return statefile.read(project, project.state_file(oid))
+    except (OSError, ValueError):
+        return None
 
 
 def task_statuses(project: Project, spec: str) -> dict[str, TaskStatus]:
@@ -133,3 +151,9 @@ def document(state: OrchestrationState, now: datetime, titles: Mapping[str, str]
     """What `status --json ID` prints (and the page's `/api/orchestrations/<id>` answers): the
     summary, with the whole state."""
     return dict(summary(state, now, titles), state=records.dump(state))
+
+
+def existing_spec(project: Project, spec: str) -> str:
+    """`spec`, when it is a spec on the design-docs branch; UserError naming the ones there are."""
+    DesignDocs(project).snapshot().task_file(checked_spec(spec))
+    return spec

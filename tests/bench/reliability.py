@@ -34,6 +34,9 @@ HOLES = [
     ("A 0-byte save and a mass removal held back (status says so), a deleted lock file, a request id reused "
      "for other content, contradicting flags, a 300-character file name",
      ["tests/e2e/reliability/test_small_faults.py"]),
+    ("GIT_DIR, GIT_WORK_TREE and GIT_INDEX_FILE set in the daemon's environment (a hook, a wrapper), and "
+     "secrets in it: agents' and verify's commits stay in the project; agents see only what their CLI needs "
+     "and what [agent] env_pass names", ["tests/e2e/orchestration/test_agent_runs.py"]),
 ]
 
 

@@ -60,10 +60,8 @@ def test_ready_status_watchdog_reload_and_stopping(project: Path, start_daemon, 
     rx.until(lambda m: m == "READY=1")
     # What waited in the inbox is queued before READY and answered after it.
     wait_for(lambda: (project / ".specflow/responses/waiting.json").exists(), 15, message="the waiting request")
-    rx.until(lambda m: m == "WATCHDOG=1")
-    first = time.monotonic()
-    rx.until(lambda m: m == "WATCHDOG=1")
-    assert time.monotonic() - first < 1.0
+    for _ in range(3):  # pinged again and again, not once
+        rx.until(lambda m: m == "WATCHDOG=1")
     assert any(m.startswith("STATUS=") and "1 request(s) answered" in m for m in rx.got), rx.got
     d.proc.send_signal(signal.SIGHUP)
     reloading = rx.until(lambda m: m.startswith("RELOADING=1"))

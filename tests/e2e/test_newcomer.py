@@ -256,10 +256,11 @@ def test_the_healer_runs_with_its_own_model_and_turns(repo: Path, start_daemon, 
     shim.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$*\" >> {argv_log}\nexec {sys.executable} {FAKES / 'fake_claude.py'} \"$@\"\n")
     shim.chmod(0o755)
     scenario = tmp_path / "scenario.json"
-    scenario.write_text(json.dumps({"runs": [{"steps": [], "outcome": "error_during_execution"},
+    scenario.write_text(json.dumps({"runs": [{"steps": [], "outcome": "error"},
                                              {"steps": [{"mark": "T001"}, {"mark": "T002"}, {"mark": "T003"}],
                                               "outcome": "success"}]}))
-    configure(project, agent={"kind": "claude", "command": str(shim), "model": "worker-model"},
+    configure(project, agent={"kind": "claude", "command": str(shim), "model": "worker-model",
+                                    "env_pass": ["FAKE_AGENT_SCENARIO"]},
               heal={"model": "healer-model", "max_turns": 7}, orchestration={"skip_analyze": True})
     start_daemon(project, env={"FAKE_AGENT_SCENARIO": str(scenario)})
     oid = start(project)

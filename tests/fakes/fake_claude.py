@@ -88,7 +88,9 @@ def main() -> None:
         "error": ("error_during_execution", True, play.get("text", "Execution failed")),
         "max_turns": ("error_max_turns", True, None),
         "budget": ("error_max_budget_usd", True, None),
-        "usage_limit": ("success", True, f"Claude AI usage limit reached|{play.get('reset', 1767225600)}"),
+        # `reset_in_s`: a reset that many seconds after the run reports it (however loaded the machine).
+        "usage_limit": ("success", True, "Claude AI usage limit reached|"
+                        f"{int(time.time()) + play['reset_in_s'] if 'reset_in_s' in play else play.get('reset', 1767225600)}"),
     }[outcome]
     event = {"type": "result", "subtype": subtype, "is_error": is_error,
              "duration_ms": int((time.monotonic() - began) * 1000), "num_turns": turns, "session_id": session,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,7 +27,7 @@ def hooks(repo: Path) -> Path:
 def test_install_is_idempotent_and_uninstall_cleans_up(project: Path) -> None:
     r = run_cli("hooks", "install", cwd=project)
     assert r.returncode == 0, r.stderr
-    for name in ("post-commit", "pre-commit", "reference-transaction"):
+    for name in ("post-commit", "pre-commit"):
         path = hooks(project) / name
         assert os.access(path, os.X_OK)
         assert "@BRANCH@" not in path.read_text()
@@ -133,3 +134,31 @@ def test_a_hook_that_cannot_deliver_a_trailer_says_so(project: Path, tmp_path: P
 def hooks_program(script: Path) -> str:
     line = next(line for line in script.read_text().splitlines() if line.startswith("installed="))
     return line.removeprefix("installed=")
+
+
+def test_the_hook_itself_writes_the_mark_request_of_a_plain_trailer(project: Path, tmp_path: Path) -> None:
+    """No Python for the common case: the shell writes the request as `specflowd hook post-commit`
+    would (made in requests/tmp/, renamed in); an id it cannot vouch for goes to the Python path."""
+    spy = tmp_path / "specflowd"
+    spy.write_text(f"#!/bin/sh\necho \"$@\" >> '{tmp_path}/calls.log'\n")
+    spy.chmod(0o755)
+    env = dict(os.environ, SPECFLOW_BIN=str(spy))
+    requests = project / ".specflow" / "requests"
+    r = commit(project, "a.txt", "work\n\nSpecflow-Task: T001, T002;T001\nSpecflow-Spec: demo", env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    sha = git(project, "rev-parse", "HEAD").strip()
+    request = requests / f"commit-{sha[:16]}.json"
+    assert json.loads(request.read_text()) == {"id": f"commit-{sha[:16]}", "action": "mark", "tasks": ["T001", "T002"],
+                                               "status": "done", "evidence": sha, "spec": "demo"}
+    assert oct(request.stat().st_mode & 0o777) == "0o600" and list((requests / "tmp").iterdir()) == []
+    assert not (tmp_path / "calls.log").exists()
+    # The spec of a code worktree is its folder's name, as for `specflowd mark` run there.
+    code = project / ".specflow" / "worktrees" / "demo"
+    git(project, "worktree", "add", "-q", "-b", "specflow/demo", str(code))
+    assert commit(code, "b.txt", "work\n\nSpecflow-Task: T003", env).returncode == 0
+    sha = git(code, "rev-parse", "HEAD").strip()
+    assert json.loads((requests / f"commit-{sha[:16]}.json").read_text())["spec"] == "demo"
+    assert not (tmp_path / "calls.log").exists()
+    # Ids the shell does not vouch for (a pattern, a quote) are the Python path's to judge.
+    assert commit(project, "c.txt", 'work\n\nSpecflow-Task: T0*1 "x"\nSpecflow-Spec: demo', env).returncode == 0
+    assert (tmp_path / "calls.log").read_text() == "hook post-commit\n"

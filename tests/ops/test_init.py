@@ -29,8 +29,9 @@ def test_init_sets_everything_up(repo: Path) -> None:
     for line in ('# branch = "helix-design-docs"', "# total = 50.0", '#     "AskUserQuestion",'):
         assert line in text.splitlines()
     assert "/.specflow/" in (repo / ".git" / "info" / "exclude").read_text().splitlines()
-    for hook in ("post-commit", "pre-commit", "reference-transaction"):
+    for hook in ("post-commit", "pre-commit"):
         assert (repo / ".git" / "hooks" / hook).read_text().startswith("#!/bin/sh\n# specflowd ")
+    assert not (repo / ".git" / "hooks" / "reference-transaction").exists()  # retired: the daemon watches the ref
     assert (repo / ".gitignore").read_text() == "*.log\n"
     assert git(repo, "status", "--porcelain") == ""
     assert git(wt, "status", "--porcelain") == ""
@@ -140,7 +141,7 @@ def test_a_sha256_repository_is_refused_before_anything_is_written(tmp_path: Pat
 def test_a_failing_init_leaves_the_repository_as_it_found_it_and_a_retry_works(repo: Path) -> None:
     # A hook of the person's own, and a chained one beside it: specflowd cannot chain a third.
     hooks = repo / ".git" / "hooks"
-    for name in ("reference-transaction", "reference-transaction.specflowd-chained"):
+    for name in ("post-commit", "post-commit.specflowd-chained"):
         (hooks / name).write_text("#!/bin/sh\nexit 0\n")
         (hooks / name).chmod(0o755)
     before = repository_picture(repo)
@@ -149,9 +150,9 @@ def test_a_failing_init_leaves_the_repository_as_it_found_it_and_a_retry_works(r
         assert r.returncode == 1 and "specflowd-chained" in r.stderr and "as it found it" in r.stderr, r.stderr
         assert "Traceback" not in r.stderr
         assert repository_picture(repo) == before
-    (hooks / "reference-transaction.specflowd-chained").unlink()
+    (hooks / "post-commit.specflowd-chained").unlink()
     assert run_cli("init", cwd=repo).returncode == 0
-    assert (hooks / "reference-transaction.specflowd-chained").read_text() == "#!/bin/sh\nexit 0\n"
+    assert (hooks / "post-commit.specflowd-chained").read_text() == "#!/bin/sh\nexit 0\n"
 
 
 def test_init_with_hooks_turned_off_skips_them_with_a_note(repo: Path) -> None:

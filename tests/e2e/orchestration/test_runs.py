@@ -7,8 +7,8 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -138,18 +138,20 @@ def test_budget_stop_is_clean_and_said(project: Path, start_daemon, fake_claude)
 
 def test_a_usage_limit_waits_for_the_reset_then_resumes(project: Path, start_daemon, fake_claude) -> None:
     configure(project, agent=FAKE_CLAUDE)
-    reset = int(time.time()) + 3
     def work(*tasks: str) -> dict:
         steps = [step for t in tasks for step in ({"write": f"{t}.txt", "content": t},
                                                   {"commit": f"work on {t}", "task": t}, {"mark": t})]
         return {"steps": steps, "outcome": "success", "cost": 0.01}
 
-    fake_claude(runs=[{"outcome": "usage_limit", "reset": reset}, work("T001", "T002"), work("T003", "T004")])
+    fake_claude(runs=[{"outcome": "usage_limit", "reset_in_s": 3}, work("T001", "T002"), work("T003", "T004")])
     start_daemon(project)
     oid = start(project)
     paused = wait_status(project, oid, {"paused", "completed", "needs_attention"})
     assert paused["status"] == "paused" and paused["waiting_until"] is not None
     assert "rate-limited" in events(project, oid)
+    # Until the reset the CLI said, not the 60 s back-off for a limit that names none.
+    noted = next(d["at"] for d in state(project, oid)["decisions"] if d["reason"] == "rate-limited")
+    assert (datetime.fromisoformat(paused["waiting_until"]) - datetime.fromisoformat(noted)).total_seconds() <= 3
     s = wait_status(project, oid, {"completed", "needs_attention"}, timeout=60)
     assert s["status"] == "completed", s["error"]
     assert [r["ok"] for r in s["runs"]] == [False, True, True]  # it went on by itself after the wait
