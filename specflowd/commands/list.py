@@ -29,12 +29,23 @@ def command(as_json: bool, limit: int | None, show_all: bool) -> None:
     states, ended, notes = load(project)
     for note in notes:
         click.echo(visible(note), err=True)
+    view = None
+    if project.remote_name:  # many machines: the other hosts' orchestrations too, and who runs each
+        from specflowd.views import shared
+
+        view = shared.fleet_view(project)
+        if view:
+            states = shared.with_fleet(states, ended, view)
     rows, left_out = listing(states, ended, now, None if show_all else RECENT if limit is None else limit)
+    if view:
+        rows = shared.annotate_all(rows, states, view, now)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if view:
+        click.echo(visible(shared.remote_line(view)))
     for row in rows:
-        click.echo(list_line(row))
+        click.echo(list_line(row) + (shared.host_suffix(row) if view else ""))
     if left_out:
         click.echo(f"… and {left_out} older: `specflowd list --all` shows them")
     if not rows and not left_out:

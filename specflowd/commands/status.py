@@ -19,7 +19,7 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
     rebuilds ID from its commits on the design-docs branch."""
     from datetime import UTC, datetime
 
-    from specflowd.core.overview import RECENT, details, listing
+    from specflowd.core.overview import RECENT, details, listing, summary
     from specflowd.core.text import visible
     from specflowd.repo import project as projects
     from specflowd.views.status import document, load, load_one, newest_ended, titles
@@ -37,22 +37,34 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
         live(project, orchestration, screen=sys.stdout.isatty())
         return
     now = datetime.now(UTC)
+    view = None
+    if project.remote_name:  # many machines: the other hosts' orchestrations too
+        from specflowd.views import shared
+
+        view = shared.fleet_view(project)
     if orchestration is not None:
-        state, notes = load_one(project, orchestration)
+        state, notes = shared.load_one(project, orchestration, view) if view else load_one(project, orchestration)
         for note in notes:
             click.echo(visible(note), err=True)
         names = titles(project, {state.spec})
         if as_json:
-            click.echo(json.dumps(document(state, now, names[state.spec]), indent=2))
+            out = document(state, now, names[state.spec])
+            click.echo(json.dumps(shared.annotate(out, view, now, state) if view else out, indent=2))
         else:
-            click.echo(details(state, now, names[state.spec]))
+            click.echo(details(state, now, names[state.spec]) + (shared.held_line(
+                shared.annotate(summary(state, now), view, now, state)) if view else ""))
         return
     states, ended, notes = load(project)
     for note in notes:
         click.echo(visible(note), err=True)
+    if view:
+        states = shared.with_fleet(states, ended, view)
     if as_json:
-        click.echo(json.dumps(listing(states, ended, now, RECENT)[0], indent=2))
+        rows = listing(states, ended, now, RECENT)[0]
+        click.echo(json.dumps(shared.annotate_all(rows, states, view, now) if view else rows, indent=2))
         return
+    if view:
+        click.echo(visible(shared.remote_line(view)) + "\n")
     chosen = sorted((s for s in states.values() if s.active), key=lambda s: s.created_at)
     if not chosen and (last := newest_ended(project, states, ended)) is not None:
         chosen = [last]
@@ -60,7 +72,8 @@ def command(orchestration: str | None, as_json: bool, watch: bool) -> None:
         click.echo("no orchestrations yet: start one with `specflowd start SPEC-ID`")
         return
     names = titles(project, {s.spec for s in chosen})
-    click.echo("\n\n".join(details(s, now, names[s.spec]) for s in chosen))
+    click.echo("\n\n".join(details(s, now, names[s.spec]) + (shared.held_line(
+        shared.annotate(summary(s, now), view, now, s)) if view else "") for s in chosen))
     others = len(states) + len(ended) - len(chosen)
     if others:
         click.echo(f"\n{others} more orchestration{'s' if others != 1 else ''} ended: `specflowd list` shows them")

@@ -95,6 +95,17 @@ class PoolConfig:
 
 
 @record
+class RemoteConfig:
+    """Many machines (SPEC §10): the git remote a fleet of daemons shares; "" = one machine."""
+
+    # A remote's name, never a URL: it is passed to git as one argument, and names the remote's refs.
+    name: Annotated[str, Check(pattern=r"([A-Za-z0-9][A-Za-z0-9._-]{0,99})?")] = ""
+    host: Annotated[str, Check(pattern=r"([A-Za-z0-9][A-Za-z0-9._-]{0,62})?")] = ""  # "" = the machine's hostname
+    sync_interval_s: Annotated[float, Check(ge=0.1, le=3600)] = 5.0
+    lease_s: Annotated[float, Check(ge=0.5, le=86400)] = 60.0
+
+
+@record
 class RunConfig:
     """The settings an orchestration runs with, frozen at start (request overrides applied) and
     kept in its state file."""
@@ -112,6 +123,7 @@ class Config(RunConfig):
     design_docs: DesignDocsConfig = field(default_factory=DesignDocsConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
 
 
 @record

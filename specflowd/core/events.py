@@ -11,7 +11,8 @@ The shell's part, per action: `RunAgent` start (or queue) an agent run and answe
 follow a still-running agent's log after a restart; `RunVerify` / `StopVerify` run or stop the
 verify command (`VerifyFinished`); `MergeBranch` merge and answer `MergeFinished`; `ReadPlan`
 re-read the task list and answer `PlanReady`; `CommitEvent` commit on the design-docs branch;
-`ScheduleWake` send `RateLimitReset` at that time; `WriteState` write the state file.
+`ScheduleWake` send `RateLimitReset` at that time; `WriteState` write the state file. On many
+machines the shell also reports `LeaseLost` and `TakenOver` (SPEC §10).
 """
 
 from __future__ import annotations
@@ -166,11 +167,30 @@ class Restarted(_Event):
     alive: dict[int, bool] = field(default_factory=dict)  # run n -> same pid and start time still there
 
 
+@record
+class LeaseLost(_Event):
+    """Many machines (SPEC §10): this host's lease on the orchestration lapsed or was taken; it stops
+    its agent at once and writes nothing more for it."""
+
+    type: Literal["lease_lost"] = "lease_lost"
+    reason: str
+
+
+@record
+class TakenOver(_Event):
+    """Many machines: this host took the lapsed lease of `previous_host` (the `taken-over` commit is
+    pushed with it), and resumes the orchestration from the feed and the pushed work branch."""
+
+    type: Literal["taken_over"] = "taken_over"
+    host: str
+    previous_host: str
+
+
 Event = (Start | AgentStarted | AgentSession | AgentFinished | TasksMarked | PlanReady | VerifyFinished | MergeFinished
-         | Pause | Resume | Cancel | Merge | Recover | RateLimitReset | Restarted)
+         | Pause | Resume | Cancel | Merge | Recover | RateLimitReset | Restarted | LeaseLost | TakenOver)
 EventType = Literal["start", "agent_started", "agent_session", "agent_finished", "tasks_marked", "plan_ready", "verify_finished",
                     "merge_finished", "pause", "resume", "cancel", "merge", "recover", "rate_limit_reset",
-                    "restarted"]
+                    "restarted", "lease_lost", "taken_over"]
 
 
 # ---- actions: what the shell is asked to do ----

@@ -38,6 +38,7 @@ from specflowd.core.events import (
     CommitEvent,
     Event,
     EventType,
+    LeaseLost,
     Merge,
     MergeBranch,
     MergeFinished,
@@ -55,6 +56,7 @@ from specflowd.core.events import (
     Start,
     StopAgent,
     StopVerify,
+    TakenOver,
     TasksMarked,
     VerifyFinished,
     WriteState,
@@ -118,6 +120,8 @@ TRANSITIONS: dict[Status | None, dict[EventType, frozenset[Status]]] = {
         "pause": _SAME[S.PAUSED],
         "cancel": _SAME[S.CANCELLED],
         "restarted": _GOING_ON,
+        "lease_lost": _SAME[S.RUNNING],
+        "taken_over": _GOING_ON,
     },
     S.PAUSED: {
         "agent_started": _SAME[S.PAUSED],
@@ -132,6 +136,8 @@ TRANSITIONS: dict[Status | None, dict[EventType, frozenset[Status]]] = {
         "cancel": _SAME[S.CANCELLED],
         "rate_limit_reset": _GOING_ON,
         "restarted": _SAME[S.PAUSED],
+        "lease_lost": _SAME[S.PAUSED],
+        "taken_over": _SAME[S.PAUSED],
     },
     S.WAITING_MERGE: {
         "agent_started": _SAME[S.WAITING_MERGE],
@@ -141,6 +147,8 @@ TRANSITIONS: dict[Status | None, dict[EventType, frozenset[Status]]] = {
         "merge": _SAME[S.RUNNING],
         "cancel": _SAME[S.CANCELLED],
         "restarted": _SAME[S.WAITING_MERGE],
+        "lease_lost": _SAME[S.WAITING_MERGE],
+        "taken_over": _SAME[S.WAITING_MERGE],
     },
     S.NEEDS_ATTENTION: {
         "agent_started": _SAME[S.NEEDS_ATTENTION],
@@ -150,7 +158,10 @@ TRANSITIONS: dict[Status | None, dict[EventType, frozenset[Status]]] = {
         "recover": _GOING_ON | {S.FAILED},
         "cancel": _SAME[S.CANCELLED],
         "restarted": _SAME[S.NEEDS_ATTENTION],
+        "lease_lost": _SAME[S.NEEDS_ATTENTION],
+        "taken_over": _SAME[S.NEEDS_ATTENTION],
     },
+    S.QUEUED: {},  # only in the fleet's view of the feed: no host steps a queued orchestration
     **{done: {
         "agent_started": _SAME[done],
         "agent_session": _SAME[done],
@@ -177,7 +188,14 @@ REFUSALS: dict[EventType, str] = {
     "recover": "nothing to recover: the orchestration is {status}",
     "rate_limit_reset": "not waiting for a usage limit",
     "restarted": "nothing to recover: the orchestration is {status}",
+    "lease_lost": "no lease to lose: the orchestration is {status}",
+    "taken_over": "nothing to take over: the orchestration is {status}",
 }
+# What a host that lost its lease still takes: reports of the agents it is stopping, a restart (to
+# stop them again), and taking the orchestration over once more. Anything else would be a write for
+# an orchestration this host no longer holds (SPEC §10, fencing).
+FENCED_TAKES: frozenset[EventType] = frozenset({"agent_started", "agent_session", "agent_finished", "restarted",
+                                               "taken_over"})
 
 
 @record
@@ -197,6 +215,9 @@ def step(state: OrchestrationState, event: Event) -> Transition:
     if not accepts(state, event.type):
         why = "orchestration {id} has not started" if state.started_at is None else REFUSALS[event.type]
         return Transition(state=state, refused=why.format(id=state.id, status=state.status.value))
+    if state.lease_lost_at is not None and event.type not in FENCED_TAKES:
+        return Transition(state=state, refused=f"this host lost its lease on orchestration {state.id}: "
+                                               "it writes nothing more for it")
     m = _Machine(deepcopy(state), event.now)
     refused = m.dispatch(event)
     if refused is not None:
@@ -272,6 +293,10 @@ class _Machine:
                 return self.on_rate_limit_reset(event)
             case Restarted():
                 return self.on_restarted(event)
+            case LeaseLost():
+                return self.on_lease_lost(event)
+            case TakenOver():
+                return self.on_taken_over(event)
             case _:
                 assert_never(event)
 
@@ -285,6 +310,8 @@ class _Machine:
             trailers["Batch"] = batch_label(s, batch)
         if s.total_cost_usd > 0:
             trailers["Cost-USD"] = f"{s.total_cost_usd:.4f}"
+        if s.host:
+            trailers["Host"] = s.host
         trailers.update(extra)
         self.out.append(CommitEvent(subject=f"orchestration {s.id}: {what}", event=event, trailers=trailers))
         s.decisions.append(Decision(at=self.now, decision=what, reason=event))
@@ -545,8 +572,9 @@ class _Machine:
         run.pid, run.pid_start_time, run.log_file = ev.pid, ev.pid_start_time, ev.log_file
         run.session_id = ev.session_id or run.session_id
         run.base_commit = ev.base_commit or run.base_commit
-        if self.s.status in TERMINAL and not run.stop_requested:
-            self.stop(run, f"the orchestration is {self.s.status.value}")
+        if (self.s.status in TERMINAL or self.s.lease_lost_at is not None) and not run.stop_requested:
+            self.stop(run, f"the orchestration is {self.s.status.value}" if self.s.lease_lost_at is None
+                      else "this host lost its lease")
         return None
 
     def on_agent_session(self, ev: AgentSession) -> str | None:
@@ -585,7 +613,7 @@ class _Machine:
             b.cost_usd += r.cost_usd
         if ev.task_status:
             s.task_status.update(ev.task_status)
-        if s.status not in (Status.RUNNING, Status.PAUSED):
+        if s.status not in (Status.RUNNING, Status.PAUSED) or s.lease_lost_at is not None:
             return None  # recorded: cost counts even for a run that ends after cancel
         if r.error_type == ErrorType.RATE_LIMITED:
             self.rate_limited(run, r)
@@ -867,6 +895,15 @@ class _Machine:
     def on_restarted(self, ev: Restarted) -> str | None:
         s = self.s
         runs = live_runs(s)
+        if s.lease_lost_at is not None:
+            # Another host may run it now: stop what still runs here, and go on with nothing.
+            for run in runs:
+                if ev.alive.get(run.n, False):  # followed again, so that stopping it reaches it
+                    self.out.append(AdoptAgent(n=run.n, pid=run.pid, log_file=run.log_file))
+                    self.stop(run, "this host lost its lease")
+                else:
+                    self.lose(run, "the agent process was gone after the daemon restarted")
+            return None
         if s.status in TERMINAL and not runs:
             return f"nothing to recover: the orchestration is {s.status.value}"
         notes = []
@@ -878,8 +915,7 @@ class _Machine:
                     self.out.append(AdoptAgent(n=run.n, pid=run.pid, log_file=run.log_file))
                 notes.append(f"run {run.n} still running")
                 continue
-            run.ended_at, run.ok, run.error_type = self.now, False, ErrorType.LOST
-            run.error = "the agent process was gone after the daemon restarted"
+            self.lose(run, "the agent process was gone after the daemon restarted")
             if s.status in (Status.RUNNING, Status.PAUSED):
                 how = f"resuming session {run.session_id}" if run.session_id else "running it again"
                 notes.append(f"run {run.n} gone: {how}")
@@ -895,6 +931,44 @@ class _Machine:
                                "recover --retry starts the current step again", self.fallback_work())
             else:
                 self.go(s.next_work)
+        return None
+
+    def lose(self, run: AgentRun, why: str) -> None:
+        run.ended_at, run.ok, run.error_type, run.error = self.now, False, ErrorType.LOST, why
+
+    # ---- many machines (SPEC §10) ----
+
+    def on_lease_lost(self, ev: LeaseLost) -> str | None:
+        s = self.s
+        for run in live_runs(s):
+            if not run.stop_requested:
+                self.stop(run, "this host lost its lease")
+        if s.awaiting == Awaiting.VERIFY:
+            self.out.append(StopVerify(reason="this host lost its lease"))
+        # The one write still allowed: that it stopped. It carries nothing for the orchestration's
+        # course (no mark, no status), and is pushed without the lease.
+        self.record(FeedEvent.LEASE_LOST, f"lease lost by {s.host or 'this host'}: {ev.reason}; its agent stopped",
+                    self.current())
+        s.lease_lost_at = self.now
+        return None
+
+    def on_taken_over(self, ev: TakenOver) -> str | None:
+        """Resume on this host as crash recovery does (SPEC §6), from what the feed and the pushed
+        work branch hold: an agent session does not move between machines, so the step starts again
+        in a fresh session, with the tasks done and remaining in its prompt."""
+        s = self.s
+        for run in live_runs(s):
+            self.lose(run, f"the orchestration was taken over by {ev.host}")
+        s.host, s.lease_lost_at = ev.host, None
+        work = replace(s.next_work or self.fallback_work(), resume_session=None, fork=False, continues=False)
+        s.decisions.append(Decision(at=self.now, decision=f"taken over from {ev.previous_host} by {ev.host}",
+                                    reason=FeedEvent.TAKEN_OVER))
+        if s.status == Status.RUNNING and s.awaiting is not None:
+            self.reissue()  # the task list, verify or merge it waited for: asked for again, here
+        elif s.status == Status.RUNNING:
+            self.go(work)
+        elif s.status == Status.PAUSED:
+            s.next_work = work
         return None
 
     def reissue(self) -> None:

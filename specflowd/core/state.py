@@ -126,10 +126,14 @@ class OrchestrationState:
     verify_output: str | None = None  # tail of the last failed verify
     merge_requested: bool = False  # someone asked for the merge (or a retry of it): no waiting_merge
     rate_limit_hits: int = 0  # usage limits in a row, for the back-off when no reset time is given
+    # Many machines (SPEC §10): the host whose lease runs it ("" on one machine), and when this
+    # host lost that lease; from then on it writes nothing for it, and does not act on it.
+    host: str = ""
+    lease_lost_at: datetime | None = None
 
     @property
     def active(self) -> bool:
-        return self.status in ACTIVE
+        return self.status in ACTIVE and self.lease_lost_at is None
 
     @property
     def cost_estimated(self) -> bool:

@@ -17,7 +17,8 @@ def _trailer_block(pairs: Iterable[tuple[str, str | None]]) -> str:
 
 
 def mark_message(spec: str, changes: list[Change], *, orchestration: str | None = None,
-                 batch: str | None = None, evidence: str | None = None, source: MarkSource | None = None) -> str:
+                 batch: str | None = None, evidence: str | None = None, source: MarkSource | None = None,
+                 host: str | None = None) -> str:
     """`T012 done: Title` + trailers. Several tasks share one commit (a parent follows its child,
     or a request names several): one Specflow-Task per task and a Status for each, in order."""
     first = changes[0]
@@ -36,7 +37,8 @@ def mark_message(spec: str, changes: list[Change], *, orchestration: str | None 
         pairs.append(("Status", c.new.value))
         if c.reason:
             pairs.append(("Reason", c.reason))
-    pairs += [("Orchestration", orchestration), ("Batch", batch), ("Evidence", evidence), ("Source", source)]
+    pairs += [("Orchestration", orchestration), ("Batch", batch), ("Evidence", evidence), ("Source", source),
+              ("Host", host)]
     return f"{one_line(subject)}\n\n{_trailer_block(pairs)}\n"
 
 

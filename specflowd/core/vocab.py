@@ -62,9 +62,12 @@ class Status(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # In the shared feed of a fleet (SPEC §10), waiting for a host to claim it: never a state the
+    # machine steps, only what `status` and `list` show of an orchestration no host runs yet.
+    QUEUED = "queued"
 
 
-ACTIVE = frozenset({Status.RUNNING, Status.PAUSED, Status.WAITING_MERGE, Status.NEEDS_ATTENTION})
+ACTIVE = frozenset({Status.RUNNING, Status.PAUSED, Status.WAITING_MERGE, Status.NEEDS_ATTENTION, Status.QUEUED})
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
 
@@ -153,6 +156,28 @@ class FeedEvent(StrEnum):
     MERGED = "merged"
     COMPLETED = "completed"
     FAILED = "failed"
+    # Many machines (SPEC §10): every one of these names its host (`Specflow-Host`).
+    QUEUED = "queued"  # a start request dropped on some host; any host with a free slot may claim it
+    CLAIMED = "claimed"  # pushed with the orchestration's new lease: the claim that lands first wins
+    TAKEN_OVER = "taken-over"  # a lapsed lease taken by another host, which resumes the orchestration
+    LEASE_LOST = "lease-lost"  # this host stopped its agent: it may write nothing more for it
+
+
+# ---- many machines (SPEC §10) ----
+
+class Reachability(StrEnum):
+    """Whether this host reached the shared remote at its last try."""
+
+    REACHABLE = "reachable"
+    UNREACHABLE = "unreachable"
+
+
+class PushRefusal(StrEnum):
+    """Why the remote refused a push (all of an atomic push is refused when one ref is)."""
+
+    MOVED = "moved"  # the branch moved on the remote: not a fast-forward; fetch, rebuild, push again
+    STALE = "stale"  # a `--force-with-lease` ref is not what we expected: someone else's lease now
+    OTHER = "other"  # anything else the remote said (a hook, a permission): retried later
 
 
 # ---- agents (SPEC §9) ----

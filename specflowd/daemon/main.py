@@ -22,6 +22,7 @@ from specflowd.core.protocol import ErrorBody, Request, request_digest
 from specflowd.core.text import quoted, visible
 from specflowd.core.vocab import ErrorCode
 from specflowd.daemon import pidlock, requests, statefile
+from specflowd.daemon.fleet import Fleets
 from specflowd.daemon.handedits import HandEdits, Settled
 from specflowd.daemon.inbox import Inbox
 from specflowd.daemon.loop import Loop
@@ -109,6 +110,12 @@ class Daemon:
         self.pool = Pool(user.get("max_agents", first.pool.max_agents))
         self.supervisor = Supervisor(self.post, pool=self.pool)
         self.runner = Runner(self.loop, self.supervisor, self.sites)
+        try:  # many machines (SPEC §10): the projects that share a remote, synced before READY
+            self.fleets = Fleets(self.sites, self.runner, self.loop, self.pool.state().max_agents)
+        except BaseException:
+            self.supervisor.close()
+            self._release()
+            raise
         self.loop.on(BranchMoved, lambda e: self.branch_moved(self.sites[e.root]))
         self.loop.on(InboxTouched, lambda e: self._handle(self.sites[e.root], e.name))
         self.loop.on(Rescan, lambda e: self.rescan())
@@ -134,6 +141,7 @@ class Daemon:
         signal.signal(signal.SIGINT, lambda *_: self.loop.stop())
         signal.signal(signal.SIGHUP, lambda *_: self.post(Reload()))
         try:
+            self.fleets.begin()  # many machines: which orchestrations this host still holds a lease on
             for site in self.sites.values():
                 self.runner.restarted(site)  # adopt or resume what the last daemon left
             # What arrived while no daemon ran goes through the loop like any arrival: a backlog of
@@ -157,6 +165,7 @@ class Daemon:
             logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
             self.observer.stop()
             self.observer.join(timeout=3)
+            self.fleets.close()
             self.supervisor.close()  # agents keep running: the next daemon adopts them
             self._release()
             self.notifier.close()

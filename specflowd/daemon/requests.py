@@ -29,6 +29,11 @@ def execute(site: Site, request: Request, rid: str, runner: Runner) -> dict[str,
             return _start(site, request, rid, runner)
         case OrchestrationRequest() | RecoverRequest():
             state = site.states.get(request.orchestration)
+            holder = site.fleet.holder(request.orchestration) if site.fleet is not None and (
+                state is None or state.lease_lost_at is not None) else None
+            if holder is not None:
+                raise UserError(f"orchestration {request.orchestration} runs on host {holder}, not here: send the "
+                                "request to that host's daemon", code=ErrorCode.CONFLICT, field="orchestration")
             if state is None:
                 raise UserError(f"no orchestration {request.orchestration} in {site.project.root} "
                                 f"(known: {', '.join(sorted(site.states)) or 'none'})",
@@ -56,6 +61,8 @@ def machine_event(request: OrchestrationRequest | RecoverRequest, now: datetime)
 
 
 def _start(site: Site, request: StartRequest, rid: str, runner: Runner) -> dict[str, Any]:
+    if site.fleet is not None:
+        return site.fleet.queue(request, rid)
     site.docs.snapshot().task_file(request.spec)  # UserError(unknown_spec) when there is no such spec
     state = orchestrations.start(
         site.states.values(), new_id=_new_id(site.states), spec=request.spec, project=str(site.project.root),
@@ -86,7 +93,8 @@ def _mark(site: Site, request: MarkRequest, runner: Runner) -> dict[str, Any]:
     # A mark made during an orchestration names it, and the batch its task belongs to (SPEC §4).
     batch = next((b for b in running.batches if request.task_ids[0] in b.task_ids), None) if running else None
     outcome = mark(site.docs, spec, marks, orchestration=running.id if running else None, evidence=request.evidence,
-                   batch=batch_label(running, batch) if running and batch else None, source=MarkSource.REQUEST)
+                   batch=batch_label(running, batch) if running and batch else None, source=MarkSource.REQUEST,
+                   host=site.fleet.host if site.fleet is not None else None)
     if outcome.commit is not None:
         runner.marked(site, spec)
     return outcome.as_dict()

@@ -214,6 +214,8 @@ class Runner:
         match action:
             case WriteState():
                 site.save(site.states[state.id])
+                if site.fleet is not None:
+                    site.fleet.saved(site.states[state.id])
             case CommitEvent():
                 message = event_message(action.subject, action.event, action.trailers)
                 site.docs.commit(lambda snap: ([], message), allow_empty=True)
@@ -377,6 +379,9 @@ class Runner:
     def _merge(self, site: Site, state: OrchestrationState, action: MergeBranch) -> None:
         message = event_message(f"Merge {action.branch} (spec {state.spec})", FeedEvent.MERGE_COMMIT,
                                 {"Spec": state.spec, "Orchestration": state.id})
+        if site.fleet is not None:  # many machines: merged into the remote's base branch, through the sync
+            site.fleet.merge(state, action, message)
+            return
         out = merge.merge(site.project, action.branch, action.base_branch, message)
         outcome = MergeOutcome.MERGED if out.outcome == MergeOutcome.UP_TO_DATE else out.outcome
         if outcome == MergeOutcome.MERGED:

@@ -6,16 +6,36 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from specflowd.core.config import Config
+from specflowd.core.events import MergeBranch
 from specflowd.core.overview import index_row
+from specflowd.core.protocol import StartRequest
 from specflowd.core.state import OrchestrationState
 from specflowd.daemon import statefile
 from specflowd.daemon.handedits import HandEdits
 from specflowd.daemon.inbox import Inbox
 from specflowd.repo.designdocs import DesignDocs
 from specflowd.repo.project import Project
+
+
+class Shared(Protocol):
+    """A project whose design-docs branch a fleet of daemons shares (SPEC §10; `daemon/fleet.py`)."""
+
+    host: str
+
+    def queue(self, request: StartRequest, rid: str) -> dict[str, Any]:
+        """A start request: the orchestration queued for the fleet; its summary."""
+
+    def merge(self, state: OrchestrationState, action: MergeBranch, message: str) -> None:
+        """Merge into the remote's base branch; `MergeFinished` follows."""
+
+    def saved(self, state: OrchestrationState) -> None:
+        """The orchestration's state was written (an ended one gives its lease back)."""
+
+    def holder(self, orchestration: str) -> str | None:
+        """The host that runs an orchestration this host does not, if the fleet knows of it."""
 
 
 @dataclass
@@ -30,6 +50,7 @@ class Site:
     ended: dict[str, dict[str, Any]] = field(default_factory=dict)  # the index of ended ones (statefile)
     # The worktree's watch, and its folder's identity (None once the folder was removed).
     docs_watch: tuple[Any, tuple[int, int] | None] | None = None
+    fleet: Shared | None = None  # on many machines (`[remote] name`), the fleet's side of the project
 
     def save(self, state: OrchestrationState) -> None:
         statefile.save(self.project, state)

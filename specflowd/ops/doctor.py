@@ -7,9 +7,11 @@ import shutil
 import subprocess
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from specflowd import fsio
+from specflowd.core.lease import clock_skew_s, iso, max_skew_s
 from specflowd.core.permissions import cannot_commit
 from specflowd.core.text import visible
 from specflowd.daemon import pidlock
@@ -19,6 +21,7 @@ from specflowd.program import own_program
 from specflowd.repo import git
 from specflowd.repo.git import GitError
 from specflowd.repo.project import Project, locate
+from specflowd.repo.remote import Remote, host_name
 from specflowd.repo.settings import load_config, load_user_config
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -45,7 +48,9 @@ def run_checks(start: Path) -> list[Check]:
         except (UserError, GitError, OSError) as e:
             checks.append(Check(fn.__name__.removeprefix("check_"), FAIL, str(getattr(e, "message", e))))
         if checks[-1].name == "initialized" and checks[-1].level == FAIL:
-            break
+            return checks
+    if project.remote_name:
+        checks += remote_checks(project)
     return checks
 
 
@@ -220,6 +225,60 @@ def check_systemd(project: Project) -> Check:
         return Check("systemd", WARN, "lingering is off: the daemon stops when you log out",
                      'run `loginctl enable-linger "$USER"`')
     return Check("systemd", OK, f"user manager reachable, units in {unit.parent}, lingering on")
+
+
+def remote_checks(project: Project) -> list[Check]:
+    """Many machines (SPEC §10): the remote reached, the design-docs branch shared with it, and the
+    clocks close enough for leases (a skew over lease_s / 4 and the daemon refuses to run)."""
+    config = load_config(project).remote
+    r = Remote(project, config.name)
+    if git.remote_url(project.root, config.name) is None:
+        return [Check("remote", FAIL, f"[remote] name = {config.name!r}, but there is no such git remote",
+                      "`git remote add NAME URL`, or set [remote] name to one `git remote -v` lists")]
+    try:
+        r.fetch(timeout=min(30.0, max(10.0, config.lease_s / 4)))
+    except git.Unreachable as e:
+        last = (e.stderr.strip().splitlines() or ["no answer"])[-1]
+        return [Check("remote", FAIL, f"{config.name} ({git.remote_url(project.root, config.name)}) is unreachable: "
+                      f"{last}", "check the URL, the network and your credentials; the daemon works on and pushes "
+                      "when it can")]
+    checks = [Check("remote", OK, f"{config.name} reached, this host is {host_name(config)!r} in the fleet")]
+    checks.append(_tracked(project, r))
+    checks.append(_clock(r, config.lease_s))
+    return checks
+
+
+def _tracked(project: Project, r: Remote) -> Check:
+    theirs, ours = r.tip(), git.read_ref(project.common_dir, project.branch_ref)
+    name = f"{r.name}/{project.branch}"
+    if theirs is None:
+        return Check("tracked", FAIL, f"{r.name} has no {project.branch}",
+                     f"run `specflowd init --remote {r.name}` in the clone whose specs the fleet shares")
+    if ours is None or ours == theirs:
+        return Check("tracked", OK, f"{project.branch} is {name}")
+    if git.merge_base(project.root, ours, theirs) is None:
+        return Check("tracked", FAIL, f"{project.branch} and {name} have no history in common",
+                     f"keep one: `git branch -m {project.branch} {project.branch}-local`, then "
+                     f"`specflowd init --remote {r.name}`")
+    ahead = len(git.commits_between(project.root, theirs, ours))
+    behind = len(git.commits_between(project.root, ours, theirs))
+    return Check("tracked", OK if not behind or not ahead else WARN,
+                 f"{project.branch}: {ahead} commit(s) to push, {behind} to take from {name}",
+                 "the daemon pushes and fetches them (a refused push is rebuilt on the remote's tip and pushed again)")
+
+
+def _clock(r: Remote, lease_s: float) -> Check:
+    leases = list(r.leases().values())
+    if not leases:
+        return Check("clock", OK, "no leases on the remote to compare clocks with")
+    skew = clock_skew_s(leases, datetime.now(UTC))
+    newest = max(leases, key=lambda lease: lease.written)
+    detail = (f"the newest lease commit ({newest.host}'s, {iso(newest.written)}) is {skew:.1f} s ahead of this "
+              f"host's clock; leases allow {max_skew_s(lease_s):g} s (lease_s / 4)")
+    if skew > max_skew_s(lease_s):
+        return Check("clock", FAIL, detail + ": the daemon refuses to run",
+                     "synchronise the clocks of every host (NTP: `timedatectl set-ntp true`)")
+    return Check("clock", OK, detail)
 
 
 def check_daemon(project: Project) -> Check:

@@ -5,6 +5,8 @@ half-made."""
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +33,10 @@ here, so `git log` of this branch is the progress feed. Never merge it into code
 """
 
 
-def initialize(project: Project) -> list[str]:
+def initialize(project: Project, remote: str | None = None) -> list[str]:
     """Set the project up; returns what was done (empty when everything was already there). All or
-    nothing: a failure undoes every step this run took, and the repository is as it was."""
+    nothing: a failure undoes every step this run took, and the repository is as it was. With
+    `remote` (SPEC §10), the design-docs branch is the one that remote shares, when it has one."""
     _check_has_commits(project)
     config = load_config(project) if project.config_path.exists() else new_config(project)
     branch = config.design_docs.branch
@@ -41,7 +44,10 @@ def initialize(project: Project) -> list[str]:
     _check_branch_not_elsewhere(project, branch, worktree)
     done: list[str] = []
     undo: list[Callable[[], object]] = []  # what puts back each step taken, last first
+    shared = _shared_branch(project, remote, branch) if remote else None
     try:
+        if remote and shared is not None:
+            _take_shared_branch(project, remote, branch, shared, worktree, done, undo)
         _make_folders(project, done, undo)
         exclude = project.common_dir / "info" / "exclude"
         before = fsio.read_regular(exclude)
@@ -50,9 +56,16 @@ def initialize(project: Project) -> list[str]:
                         else exclude.unlink(missing_ok=True))
             done.append(f"excluded .specflow/ in {exclude}")
         if not project.config_path.exists():
+            if remote:
+                config.remote.name = remote
             fsio.atomic_write(project.config_path, render_config(config).encode())
             undo.append(lambda: project.config_path.unlink(missing_ok=True))
             done.append(f"wrote {project.config_path}")
+        elif remote and config.remote.name != remote:
+            before_config = project.config_path.read_bytes()
+            fsio.atomic_write(project.config_path, with_remote(before_config.decode(), remote).encode())
+            undo.append(lambda: fsio.atomic_write(project.config_path, before_config))
+            done.append(f"set [remote] name = {remote!r} in {project.config_path}")
         ref = f"refs/heads/{branch}"
         if git.read_ref(project.common_dir, ref) is None and not git.remote_branches(project.root, branch):
             first, written = _create_orphan_branch(project, ref)
@@ -63,6 +76,9 @@ def initialize(project: Project) -> list[str]:
             git.add_worktree(project.root, worktree, branch)
             undo.append(lambda: _remove_worktree(project, worktree, None if had_branch else ref))
             done.append(f"checked out {branch} at {worktree}")
+        if remote and shared is None:
+            _publish_branch(project, remote, branch)
+            done.append(f"pushed {branch} to {remote}: the other clones run `specflowd init --remote {remote}`")
         report = hooks.install(project.root, branch)
         if report.disabled:
             done.append(f"no git hooks: {report.disabled}")
@@ -76,6 +92,69 @@ def initialize(project: Project) -> list[str]:
         message = e.message if isinstance(e, UserError) else str(e)
         raise UserError(f"init failed, and left the repository as it found it: {message}") from None
     return done
+
+
+def _shared_branch(project: Project, remote: str, branch: str) -> str | None:
+    """The remote's design-docs branch tip, None when it has none yet; UserError when unreachable."""
+    if git.remote_url(project.root, remote) is None:
+        raise UserError(f"{project.root} has no git remote {remote!r} (`git remote -v` lists them; "
+                        "`git remote add NAME URL` adds one)")
+    try:
+        found = git.ls_remote(project.root, remote, [f"refs/heads/{branch}"])
+    except git.Unreachable as e:
+        raise UserError(f"cannot reach the remote {remote}: {e.stderr.strip().splitlines()[-1:] or e}") from None
+    return found.get(f"refs/heads/{branch}")
+
+
+def _take_shared_branch(project: Project, remote: str, branch: str, tip: str, worktree: Path, done: list[str],
+                        undo: list[Callable[[], object]]) -> None:
+    """Fetch the remote's design-docs branch, and make the local one from it (never a new orphan)."""
+    tracking = f"refs/remotes/{remote}/{branch}"
+    git.fetch(project.root, remote, [f"+refs/heads/{branch}:{tracking}"])
+    ref = f"refs/heads/{branch}"
+    ours = git.read_ref(project.common_dir, ref)
+    if ours is None:
+        git.update_ref(project.root, ref, tip, None, f"specflowd: init from {remote}")
+        undo.append(lambda: git.delete_ref(project.root, ref, tip))
+        done.append(f"made {branch} from {remote}/{branch}")
+    elif ours != tip and git.merge_base(project.root, ours, tip) is None:
+        raise UserError(f"{branch} here and on {remote} have no history in common (two `specflowd init`s): keep "
+                        f"one, e.g. `git branch -m {branch} {branch}-local`, then `specflowd init --remote {remote}` "
+                        "again; the daemon then pushes nothing of the other")
+    elif ours != tip and git.is_ancestor(project.root, ours, tip) and not (worktree / ".git").exists():
+        git.update_ref(project.root, ref, tip, ours, f"specflowd: init from {remote}")
+        undo.append(lambda: git.update_ref(project.root, ref, ours, tip, "specflowd: init undone"))
+        done.append(f"brought {branch} up to {remote}/{branch}")
+
+
+def _publish_branch(project: Project, remote: str, branch: str) -> None:
+    """The first clone of a fleet: its design-docs branch pushed (never forced) for the others."""
+    ref = f"refs/heads/{branch}"
+    out = git.push(project.root, remote, [f"{ref}:{ref}"], {})
+    if "\t" in out and any(line.startswith("!") for line in out.splitlines()):
+        raise UserError(f"{remote} refused {branch} (another clone pushed one meanwhile?): run "
+                        f"`specflowd init --remote {remote}` again to take the one it has")
+
+
+def with_remote(text: str, name: str) -> str:
+    """The config file's text with `[remote] name` set, every other line as it was."""
+    line = f"name = {json.dumps(name)}"
+    out, section, done = [], "", False
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            if section == "remote" and not done:
+                out.append(line)
+                done = True
+            section = stripped.strip("[]").strip()
+        elif section == "remote" and not done and re.match(r"^#?\s*name\s*=", stripped):
+            out.append(line)
+            done = True
+            continue
+        out.append(raw)
+    if not done:
+        out += ([line] if section == "remote" else ["", "[remote]", line])
+    return "\n".join(out) + "\n"
 
 
 def new_config(project: Project) -> Config:

@@ -104,6 +104,7 @@ class DesignDocs:
         self._synced: str | None = None  # the tip the worktree is known to match (this process)
         self._refs = RefUpdater(self.worktree, "specflowd")
         self._repairs: list[str] = []  # what `repair` and commits found broken and put right
+        self.committed: Callable[[], None] | None = None  # told of each commit (many machines push it)
 
     def close(self) -> None:
         """Stop the helper git process; the instance can still be used (it restarts it)."""
@@ -199,6 +200,8 @@ class DesignDocs:
                 continue
             self._write_worktree(changes)
             self._synced = new
+            if self.committed is not None:
+                self.committed()
             return new
         raise UserError(f"the branch {self.project.branch} kept moving while committing; try again",
                         code=ErrorCode.CONFLICT)

@@ -35,6 +35,7 @@ def entry_from(sha: str, ctime: int, author: str, message: str) -> dict[str, Any
         "evidence": values.get("Evidence"),
         "cost_usd": float(values["Cost-USD"]) if _is_number(values.get("Cost-USD")) else None,
         "source": values.get("Source"),
+        "host": values.get("Host"),  # many machines (SPEC §10): the host that wrote it
     }
 
 

@@ -655,3 +655,90 @@ def _lock_message(stderr: str) -> str:
     path = found.group(1) if found else "a .lock file"
     return (f"git could not lock {path}: another git process is running, or one crashed and left it. "
             f"If no git process is running, remove {path} and try again.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Remotes (SPEC §10): every call that talks to another repository has a deadline.
+
+NETWORK_TIMEOUT_S = 60.0
+
+
+class Unreachable(GitError):
+    """The remote could not be reached (down, moved, no network, too slow): nothing was changed there."""
+
+
+def _network(cwd: Path, args: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", *QUIET_CONFIG, *args], cwd=cwd, capture_output=True, env=git_env(),
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Unreachable(args, -1, f"no answer within {timeout:g} s") from None
+
+
+def remote_url(cwd: Path, name: str) -> str | None:
+    """The URL of remote `name` as the repository's config has it, None when there is no such remote."""
+    r = _run(cwd, "remote", "get-url", "--", name)
+    return r.stdout.decode("utf-8", "surrogateescape").strip() or None if r.returncode == 0 else None
+
+
+def fetch(cwd: Path, remote: str, refspecs: list[str], *, timeout: float = NETWORK_TIMEOUT_S) -> None:
+    """`git fetch --prune` of `refspecs` from `remote`; Unreachable when it cannot be reached."""
+    r = _network(cwd, ["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", remote, *refspecs], timeout)
+    if r.returncode != 0:
+        raise Unreachable(["fetch", remote], r.returncode, r.stderr.decode("utf-8", "replace"))
+
+
+def push(cwd: Path, remote: str, refspecs: list[str], leases: dict[str, str], *,
+         timeout: float = NETWORK_TIMEOUT_S) -> str:
+    """One `git push --atomic --porcelain`: all of `refspecs` land, or none. `leases`: ref -> the
+    value the remote must still hold for it to be replaced ("" = the ref must not exist), as
+    `--force-with-lease=<ref>:<expected>`; every other ref is pushed without force. Returns the
+    porcelain report (a refusal is in it); Unreachable when the remote said nothing about the refs."""
+    args = ["push", "--atomic", "--porcelain", *(f"--force-with-lease={ref}:{old}" for ref, old in leases.items()),
+            remote, *refspecs]
+    r = _network(cwd, args, timeout)
+    out = r.stdout.decode("utf-8", "replace")
+    if r.returncode != 0 and "\t" not in out:
+        raise Unreachable(["push", remote], r.returncode, r.stderr.decode("utf-8", "replace"))
+    return out
+
+
+def ls_remote(cwd: Path, remote: str, patterns: list[str], *, timeout: float = NETWORK_TIMEOUT_S) -> dict[str, str]:
+    """The remote's refs matching `patterns`: ref -> object id."""
+    r = _network(cwd, ["ls-remote", "--", remote, *patterns], timeout)
+    if r.returncode != 0:
+        raise Unreachable(["ls-remote", remote], r.returncode, r.stderr.decode("utf-8", "replace"))
+    out = {}
+    for line in r.stdout.decode("utf-8", "surrogateescape").splitlines():
+        sha, _, ref = line.partition("\t")
+        out[ref] = sha
+    return out
+
+
+def ref_commits(cwd: Path, prefix: str) -> list[tuple[str, str, int, str]]:
+    """(ref, commit, committer time, message) of every ref under `prefix`, in one process."""
+    fmt = "%(refname)%00%(objectname)%00%(committerdate:unix)%00%(contents)%1e"
+    out = []
+    for record in _text(cwd, "for-each-ref", f"--format={fmt}", prefix).split("\x1e"):
+        fields = record.lstrip("\n").split("\0")
+        if len(fields) == 4 and fields[2].isdigit():
+            out.append((fields[0], fields[1], int(fields[2]), fields[3]))
+    return out
+
+
+def commits_between(cwd: Path, base: str | None, tip: str) -> list[str]:
+    """The commits reachable from `tip` but not from `base`, oldest first."""
+    return _text(cwd, "rev-list", "--reverse", "--topo-order", tip, *([f"^{base}"] if base else []), "--").split()
+
+
+def set_refs(cwd: Path, refs: dict[str, str | None]) -> None:
+    """Point each ref at its object (None deletes it), whatever it held: for the refs that mirror a
+    remote's (`refs/remotes/...`), brought up to what a push just made the remote hold."""
+    lines = "".join(f"delete {ref}\n" if sha is None else f"update {ref} {sha}\n" for ref, sha in refs.items())
+    _bytes(cwd, "update-ref", "--stdin", input=lines.encode(), quiet=True)
+
+
+def merge_base(cwd: Path, a: str, b: str) -> str | None:
+    """The best common ancestor of two commits, None when their histories never meet."""
+    r = _run(cwd, "merge-base", a, b)
+    return r.stdout.decode().strip() or None if r.returncode == 0 else None

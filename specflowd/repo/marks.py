@@ -46,7 +46,8 @@ def resolve_spec(docs: DesignDocs, spec: str | None, hint: str | None = None) ->
 
 
 def mark(docs: DesignDocs, spec: str, marks: list[Mark], *, orchestration: str | None = None,
-         batch: str | None = None, evidence: str | None = None, source: MarkSource | None = None) -> MarkOutcome:
+         batch: str | None = None, evidence: str | None = None, source: MarkSource | None = None,
+         host: str | None = None) -> MarkOutcome:
     """Commit the marks (and parents that follow) as one commit. Uncommitted hand edits of the task
     list are committed first, as their own commit, so a mark never overwrites them."""
     outcome = MarkOutcome(spec=spec)
@@ -66,7 +67,7 @@ def mark(docs: DesignDocs, spec: str, marks: list[Mark], *, orchestration: str |
             data = new_doc.to_bytes()
             docs.remember(data, new_doc)
             message = mark_message(spec, changes, orchestration=orchestration, batch=batch, evidence=evidence,
-                                   source=source)
+                                   source=source, host=host)
             return [FileChange(path, data, base=doc.to_bytes())], message
 
         outcome.commit = docs.commit_locked(build)

@@ -21,6 +21,25 @@ class MergeOutcome:
     detail: str = ""
 
 
+def combine(project: Project, work: str, base: str, base_tip: str, work_tip: str, message: str) -> MergeOutcome:
+    """The commit that merges `work_tip` into `base_tip` (the work tip itself for a fast-forward),
+    written but published nowhere; or why there is none (up to date, a conflict, a failure)."""
+    if git.is_ancestor(project.root, work_tip, base_tip):
+        return MergeOutcome(Outcome.UP_TO_DATE, commit=base_tip)
+    if git.is_ancestor(project.root, base_tip, work_tip):
+        return MergeOutcome(Outcome.MERGED, commit=work_tip, fast_forward=True)
+    try:
+        tree, conflicted = git.merge_tree(project.root, base_tip, work_tip)
+    except GitError as e:
+        return MergeOutcome(Outcome.FAILED, detail=f"git merge-tree gave no result: {e.stderr.strip()}")
+    if conflicted:
+        return MergeOutcome(Outcome.CONFLICT, files=conflicted, detail=(
+            f"merging {work} into {base} conflicts in {len(conflicted)} file(s)"))
+    store = ObjectStore(project.common_dir)
+    new = store.write("commit", git.format_commit(tree, [base_tip, work_tip], git.committer_ident(project.root), message))
+    return MergeOutcome(Outcome.MERGED, commit=new)
+
+
 def merge(project: Project, work: str, base: str, message: str, retries: int = 5) -> MergeOutcome:
     base_ref = f"refs/heads/{base}"
     for _ in range(retries):
@@ -34,22 +53,10 @@ def merge(project: Project, work: str, base: str, message: str, retries: int = 5
             return MergeOutcome(Outcome.DIRTY, detail=(
                 f"{base} is checked out at {checkout} with uncommitted changes; commit or stash them, "
                 "then send `merge` again"))
-        if git.is_ancestor(project.root, work_tip, base_tip):
-            return MergeOutcome(Outcome.UP_TO_DATE, commit=base_tip)
-        fast_forward = git.is_ancestor(project.root, base_tip, work_tip)
-        if fast_forward:
-            new = work_tip
-        else:
-            try:
-                tree, conflicted = git.merge_tree(project.root, base_tip, work_tip)
-            except GitError as e:
-                return MergeOutcome(Outcome.FAILED, detail=f"git merge-tree gave no result: {e.stderr.strip()}")
-            if conflicted:
-                return MergeOutcome(Outcome.CONFLICT, files=conflicted, detail=(
-                    f"merging {work} into {base} conflicts in {len(conflicted)} file(s)"))
-            store = ObjectStore(project.common_dir)
-            new = store.write("commit", git.format_commit(tree, [base_tip, work_tip],
-                                                          git.committer_ident(project.root), message))
+        combined = combine(project, work, base, base_tip, work_tip, message)
+        if combined.outcome != Outcome.MERGED or combined.commit is None:
+            return combined
+        new, fast_forward = combined.commit, combined.fast_forward
         try:
             git.update_ref(project.root, base_ref, new, base_tip, f"specflowd: merge {work}")
         except RefMoved:

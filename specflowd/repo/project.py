@@ -28,12 +28,12 @@ class Project:
     def config_path(self) -> Path:
         return self.specflow_dir / "config.toml"
 
-    def _design_docs_setting(self, key: str, default: str) -> str:
+    def _setting(self, section: str, key: str, default: str) -> str:
         # Read without pydantic: marks and `specflowd log` must start fast and need only these
         # keys; commands that use the rest load the validated config (`repo/settings.py`).
         try:
             data = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
-            value = data.get("design_docs", {}).get(key)
+            value = data.get(section, {}).get(key)
             if isinstance(value, str) and value:
                 return value
         except (FileNotFoundError, tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
@@ -42,7 +42,7 @@ class Project:
 
     @cached_property
     def branch(self) -> str:
-        return self._design_docs_setting("branch", DESIGN_DOCS_BRANCH)
+        return self._setting("design_docs", "branch", DESIGN_DOCS_BRANCH)
 
     @property
     def branch_ref(self) -> str:
@@ -50,7 +50,12 @@ class Project:
 
     @cached_property
     def design_docs(self) -> Path:
-        return (self.root / self._design_docs_setting("worktree", DESIGN_DOCS_WORKTREE)).resolve()
+        return (self.root / self._setting("design_docs", "worktree", DESIGN_DOCS_WORKTREE)).resolve()
+
+    @cached_property
+    def remote_name(self) -> str:
+        """`[remote] name` (SPEC §10): the remote a fleet shares; "" on one machine."""
+        return self._setting("remote", "name", "")
 
     @property
     def requests(self) -> Path:
@@ -105,6 +110,11 @@ class Project:
     def repairs_log(self) -> Path:
         """What specflowd found broken after a crash and put right, a line each (`doctor` shows it)."""
         return self.specflow_dir / "repairs.log"
+
+    @property
+    def fleet_file(self) -> Path:
+        """Many machines (SPEC §10): the fleet as the daemon last synced it, for `status`, `list`, `fleet`."""
+        return self.specflow_dir / "fleet.json"
 
     @property
     def lock_path(self) -> Path:

@@ -25,7 +25,7 @@ def test_init_sets_everything_up(repo: Path) -> None:
     # Every key shown with its default, commented, so that the user config's settings apply to it.
     text = (repo / ".specflow" / "config.toml").read_text()
     assert tomllib.loads(text) == {section: {} for section in
-                                   ("design_docs", "orchestration", "budget", "agent", "heal", "pool", "daemon")}
+                                   ("design_docs", "orchestration", "budget", "agent", "heal", "pool", "daemon", "remote")}
     for line in ('# branch = "helix-design-docs"', "# total = 50.0", '#     "AskUserQuestion",'):
         assert line in text.splitlines()
     assert "/.specflow/" in (repo / ".git" / "info" / "exclude").read_text().splitlines()

@@ -21,7 +21,7 @@ from tests.repo.test_marks import WRITER
 def run_marks(repo: Path, start_daemon, n_marks: int, n_external: int) -> None:
     tasks = "## All\n" + "".join(f"- [ ] T{i:04d} task {i}\n" for i in range(1, n_marks + 1))
     project = make_project(repo, tasks=tasks)
-    # The reference-transaction hook tells the daemon when the other process moves the branch.
+    # The daemon hears of the other process moving the branch by its watch on the ref.
     assert run_cli("hooks", "install", cwd=project).returncode == 0
     d = start_daemon(project)
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(project), str(n_external)])
