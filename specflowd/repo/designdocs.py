@@ -104,6 +104,7 @@ class DesignDocs:
         self._synced: str | None = None  # the tip the worktree is known to match (this process)
         self._refs = RefUpdater(self.worktree, "specflowd")
         self._repairs: list[str] = []  # what `repair` and commits found broken and put right
+        self._index_lock: tuple[tuple[int, int, int], Path] | None = None  # by the `.git` file it was read for
         self.committed: Callable[[], None] | None = None  # told of each commit (many machines push it)
 
     def close(self) -> None:
@@ -208,13 +209,20 @@ class DesignDocs:
 
     def _require_worktree(self) -> None:
         dotgit = self.worktree / ".git"
-        if not dotgit.exists():
+        try:
+            st = dotgit.stat()
+        except FileNotFoundError:
             raise UserError(
                 f"the design-docs worktree {self.worktree} is missing: run `specflowd init` to recreate it "
-                f"(`specflowd doctor` explains)", code=ErrorCode.INTERNAL)
+                f"(`specflowd doctor` explains)", code=ErrorCode.INTERNAL) from None
+        # Where git keeps this worktree's index, asked once per `.git` file: a worktree made again
+        # has a new one (asking git costs a process, a sixth of a mark).
+        identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._index_lock is None or self._index_lock[0] != identity:
+            self._index_lock = (identity, git.git_path(self.worktree, "index.lock"))
         # Checked before publishing: once the ref moved, a locked index would leave the worktree
         # showing our commit reversed.
-        self._wait_for_lock(git.git_path(self.worktree, "index.lock"))
+        self._wait_for_lock(self._index_lock[1])
 
     def _wait_for_lock(self, lock: Path) -> None:
         """Wait a little for another git to finish with `lock`; clear it when its git is dead. Dead
