@@ -64,38 +64,24 @@ def read_current(project: Project) -> tuple[dict[str, OrchestrationState], dict[
     """The active orchestrations' states (read from their files), the ended ones' index rows (their
     files are not read), and the state files that do not parse, with what is wrong with them."""
     index = read_index(project)
-    states: dict[str, OrchestrationState] = {}
-    ended: dict[str, dict[str, Any]] = {}
-    broken: dict[Path, str] = {}
-    for name in state_file_names(project):
-        oid = name[len(PREFIX):-len(SUFFIX)]
-        if oid in index:
-            ended[oid] = index[oid]
-            continue
-        path = project.workflows / name
-        try:
-            state = read(project, path)
-        except FileNotFoundError:  # removed since the folder was listed
-            continue
-        except (OSError, ValueError) as e:
-            broken[path] = str(e).splitlines()[0]
-            continue
-        states[state.id] = state
-    return states, ended, broken
+    ids = state_ids(project)
+    states, broken = _read(project, [oid for oid in ids if oid not in index])
+    return states, {oid: index[oid] for oid in ids if oid in index}, broken
 
 
-def state_file_names(project: Project) -> list[str]:
+def state_ids(project: Project) -> list[str]:
+    """The ids of the orchestrations that have a state file, sorted; none of the files is read."""
     try:
         names = os.listdir(project.workflows)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if n.startswith(PREFIX) and n.endswith(SUFFIX))
+    return sorted(n[len(PREFIX):-len(SUFFIX)] for n in names if n.startswith(PREFIX) and n.endswith(SUFFIX))
 
 
 def read_one(project: Project, orchestration: str) -> OrchestrationState | None:
     """One orchestration's state, None when its file is missing or does not parse (yet)."""
     try:
-        return records.from_json(OrchestrationState, fsio.read_regular(project.state_file(orchestration)) or b"")
+        return read(project, project.state_file(orchestration))
     except (OSError, ValueError):
         return None
 
@@ -103,10 +89,14 @@ def read_one(project: Project, orchestration: str) -> OrchestrationState | None:
 def read_all(project: Project) -> tuple[dict[str, OrchestrationState], dict[Path, str]]:
     """Every orchestration's state, read only; files that do not parse (truncated, corrupt, another
     schema, named for another id) come back apart, with what is wrong with them."""
+    return _read(project, state_ids(project))
+
+
+def _read(project: Project, ids: list[str]) -> tuple[dict[str, OrchestrationState], dict[Path, str]]:
     states: dict[str, OrchestrationState] = {}
     broken: dict[Path, str] = {}
-    for name in state_file_names(project):
-        path = project.workflows / name
+    for oid in ids:
+        path = project.state_file(oid)
         try:
             state = read(project, path)
         except FileNotFoundError:  # removed since the folder was listed

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from specflowd.core.vocab import DESIGN_DOCS_BRANCH, DESIGN_DOCS_WORKTREE
 from specflowd.errors import UserError
@@ -28,17 +28,21 @@ class Project:
     def config_path(self) -> Path:
         return self.specflow_dir / "config.toml"
 
-    def _setting(self, section: str, key: str, default: str) -> str:
-        # Read without pydantic: marks and `specflowd log` must start fast and need only these
-        # keys; commands that use the rest load the validated config (`repo/settings.py`).
+    @cached_property
+    def _settings(self) -> dict[str, Any]:
+        # The few keys that say where things are, read once and not validated: marks and `specflowd
+        # log` must start fast; commands that use the rest load the validated config
+        # (`repo/settings.py`), which says what is wrong with a broken file.
         try:
             data = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
-            value = data.get(section, {}).get(key)
-            if isinstance(value, str) and value:
-                return value
-        except (FileNotFoundError, tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
-            pass
-        return default
+        except (FileNotFoundError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return {}
+        return data
+
+    def _setting(self, section: str, key: str, default: str) -> str:
+        table = self._settings.get(section)
+        value = table.get(key) if isinstance(table, dict) else None
+        return value if isinstance(value, str) and value else default
 
     @cached_property
     def branch(self) -> str:

@@ -14,7 +14,7 @@ from rich.text import Text
 from specflowd.core.overview import decision, details, duration, summary
 from specflowd.core.state import OrchestrationState
 from specflowd.core.text import visible
-from specflowd.daemon.statefile import read_current, read_one, state_file_names
+from specflowd.daemon.statefile import read_current, read_one, state_ids
 from specflowd.repo.follow import Waker
 from specflowd.repo.project import Project
 from specflowd.views.status import titles
@@ -29,14 +29,14 @@ def chosen(project: Project, wanted: str | None) -> list[OrchestrationState]:
 
 
 def render(project: Project, wanted: str | None) -> Group:
-    chosen_ = chosen(project, wanted)
+    shown = chosen(project, wanted)
     now = datetime.now(UTC)
     table = Table(expand=True)
     for col in ("orchestration", "spec", "status"):  # ids and names are never cut
         table.add_column(col, no_wrap=True, min_width=len(col))
     for col in ("phase", "batch", "tasks", "", "cost", "time"):
         table.add_column(col)
-    for state in chosen_:
+    for state in shown:
         s = summary(state, now)
         bar = ProgressBar(total=max(1, s["tasks_total"]), completed=s["tasks_done"], width=20)
         # Text cells, not strings: rich would read `[/red]` in a heading as markup (and fail).
@@ -45,7 +45,7 @@ def render(project: Project, wanted: str | None) -> Group:
         table.add_row(*(Text(visible(c)) for c in cells), bar, Text(f"${s['cost_usd']:.2f}"),
                       Text(duration(s["elapsed_s"])))
     lines: list[Table | Text] = [table]
-    for state in chosen_[-1:]:
+    for state in shown[-1:]:
         for d in state.decisions[-5:]:
             lines.append(Text(f"{d.at.strftime('%H:%M:%S')}  {decision(d.decision, d.reason)}", style="dim"))
     return Group(*lines)
@@ -57,7 +57,7 @@ def snapshot(project: Project, wanted: str | None) -> str:
     names = titles(project, {s.spec for s in shown})
     now = datetime.now(UTC)
     if not shown:
-        return "no orchestration is running" if state_file_names(project) else "no orchestrations yet"
+        return "no orchestration is running" if state_ids(project) else "no orchestrations yet"
     return "\n\n".join(details(s, now, names[s.spec]) for s in shown)
 
 

@@ -47,8 +47,8 @@ def load_one(project: Project, wanted: str) -> tuple[OrchestrationState, list[st
         raise UserError(f"{path.name} is unreadable: {str(e).splitlines()[0]}") from None
     state = rebuild_one(project, wanted)
     if state is None:
-        known = sorted(statefile.read_current(project)[0]) + sorted(statefile.read_index(project))
-        raise UserError(f"no orchestration {wanted} in {project.root} (known: {', '.join(sorted(known)) or 'none'})",
+        known = ", ".join(statefile.state_ids(project)) or "none"
+        raise UserError(f"no orchestration {wanted} in {project.root} (known: {known})",
                         code=ErrorCode.UNKNOWN_ORCHESTRATION)
     notes.append(f"note: the state file of {wanted} is missing; rebuilt it from its commits on {project.branch} "
                  "(the daemon keeps the state files: this one is not written back)")

@@ -37,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, pct, table
+from common import ROOT, pct, table, wait_until
 
 from tests.daemon.conftest import DaemonProcess
 from tests.e2e.fleet.conftest import (
@@ -92,11 +92,8 @@ class Hosts:
 
 
 def wait(predicate: Any, timeout: float, what: str, every: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+    if not wait_until(predicate, timeout, every):
+        raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def spec_names(count: int) -> list[str]:
@@ -243,8 +240,10 @@ def bench_contention(base: Path, per_host: int) -> list[tuple[str, ...]]:
         wait(lambda: subprocess_out(["git", "show", progress], fleet.remote).count("- [x]") == count, 300,
              "every mark on the remote", every=0.02)
         total = time.monotonic() - t0
-        wait(lambda: all((c / ".specflow" / "fleet.json").exists() for c in fleet.clones.values()), 10, "fleet.json")
-        time.sleep(1.5)  # fleet.json is written once a second: the last round's counts
+        # The counts of the last round: each host's fleet.json written again after every mark landed.
+        views = [c / ".specflow" / "fleet.json" for c in fleet.clones.values()]
+        landed = time.time_ns()
+        wait(lambda: all(v.exists() and v.stat().st_mtime_ns > landed for v in views), 30, "fleet.json after the marks")
         stats = running.stats()
     finally:
         running.close()
